@@ -1,0 +1,139 @@
+// Sessions and API tokens: issuing, checking and ending the credentials a request presents.
+import type { Orm } from '../db/orm.ts';
+import type { EventBus } from '../events/pubsub.ts';
+import type { AccountEventKind } from '../events/topics.ts';
+import { DomainError } from '../domain/errors.ts';
+import type { UsersService } from '../domain/users/users.service.ts';
+import type { User } from '../domain/users/user.entity.ts';
+import { issueToken, parseToken, secretMatches } from './secrets.ts';
+import { Session } from './session.entity.ts';
+import { ApiToken } from './api-token.entity.ts';
+
+/** API tokens carry a prefix so that they are told apart from session tokens (and found by secret scanners). */
+export const API_TOKEN_PREFIX = 'dyt_';
+const API_TOKEN_MAX_DAYS = 3650;
+/** `lastUsedAt` is written at most this often per token, not on every request. */
+const LAST_USED_RESOLUTION_MS = 60_000;
+
+/** What a request presented: a session cookie or a bearer API token. */
+export type Credential = { kind: 'session'; token: string } | { kind: 'apiToken'; token: string };
+
+/** The user a request acts for, and the credential that proved it. */
+export interface Viewer {
+  user: User;
+  credential: { kind: 'session' | 'apiToken'; id: string };
+}
+
+export class AuthService {
+  readonly #orm: Orm;
+  readonly #users: UsersService;
+  readonly #bus: EventBus;
+  readonly #sessionTtlMs: number;
+
+  constructor(orm: Orm, users: UsersService, bus: EventBus, sessionTtlMs: number) {
+    this.#orm = orm;
+    this.#users = users;
+    this.#bus = bus;
+    this.#sessionTtlMs = sessionTtlMs;
+  }
+
+  /** Checks the login and password and opens a session; the token goes into the session cookie. */
+  async login(login: string, password: string): Promise<{ user: User; token: string; expiresAt: Date }> {
+    const user = await this.#users.verifyCredentials(login, password);
+    const { id, token, secretHash } = issueToken();
+    const expiresAt = new Date(Date.now() + this.#sessionTtlMs);
+    const em = this.#orm.em.fork();
+    em.create(Session, { id, user: user.id, secretHash, expiresAt });
+    await em.flush();
+    this.#publish('SESSION_STARTED', user.id, id);
+    return { user, token, expiresAt };
+  }
+
+  /** Ends the session behind this viewer. API tokens are revoked, not logged out. */
+  async logout(viewer: Viewer): Promise<void> {
+    if (viewer.credential.kind !== 'session') {
+      throw new DomainError('INVALID_INPUT', 'Logging out ends a session; revoke an API token with revokeApiToken.');
+    }
+    await this.#orm.em.fork().nativeDelete(Session, { id: viewer.credential.id });
+    this.#publish('SESSION_ENDED', viewer.user.id, viewer.credential.id);
+  }
+
+  /** The viewer a credential stands for, or a DomainError saying why it is refused. */
+  async authenticate(credential: Credential): Promise<Viewer> {
+    return credential.kind === 'session' ? this.#authenticateSession(credential.token) : this.#authenticateApiToken(credential.token);
+  }
+
+  async createApiToken(userId: number, name: string, expiresInDays: number | null): Promise<{ apiToken: ApiToken; token: string }> {
+    const trimmed = name.trim();
+    if (trimmed === '' || trimmed.length > 100) {
+      throw new DomainError('INVALID_INPUT', 'An API token needs a name of 1 to 100 characters.', 'name');
+    }
+    if (expiresInDays !== null && (!Number.isInteger(expiresInDays) || expiresInDays < 1 || expiresInDays > API_TOKEN_MAX_DAYS)) {
+      throw new DomainError('INVALID_INPUT', `expiresInDays must be between 1 and ${API_TOKEN_MAX_DAYS}.`, 'expiresInDays');
+    }
+    const { id, token, secretHash } = issueToken(API_TOKEN_PREFIX);
+    const em = this.#orm.em.fork();
+    const apiToken = em.create(ApiToken, {
+      id,
+      user: userId,
+      name: trimmed,
+      secretHash,
+      expiresAt: expiresInDays === null ? null : new Date(Date.now() + expiresInDays * 86_400_000),
+    });
+    await em.flush();
+    this.#publish('API_TOKEN_CREATED', userId, id);
+    return { apiToken, token };
+  }
+
+  async listApiTokens(userId: number, includeRevoked: boolean): Promise<ApiToken[]> {
+    return this.#orm.em.fork().find(
+      ApiToken,
+      includeRevoked ? { user: userId } : { user: userId, revokedAt: null },
+      { orderBy: { createdAt: 'desc', id: 'asc' } },
+    );
+  }
+
+  /** Revokes one of the user's tokens; another user's token reads as missing. Revoking twice is harmless. */
+  async revokeApiToken(userId: number, id: string): Promise<ApiToken> {
+    const em = this.#orm.em.fork();
+    const apiToken = await em.findOne(ApiToken, { id, user: userId });
+    if (!apiToken) throw new DomainError('NOT_FOUND', 'No such API token.');
+    if (!apiToken.revokedAt) {
+      apiToken.revokedAt = new Date();
+      await em.flush();
+      this.#publish('API_TOKEN_REVOKED', userId, id);
+    }
+    return apiToken;
+  }
+
+  async #authenticateSession(token: string): Promise<Viewer> {
+    const parsed = parseToken(token);
+    const em = this.#orm.em.fork();
+    const session = parsed && (await em.findOne(Session, { id: parsed.id }, { populate: ['user'] }));
+    if (!parsed || !session || !secretMatches(parsed.secret, session.secretHash)) throw new DomainError('SESSION_INVALID');
+    if (session.expiresAt.getTime() <= Date.now()) {
+      await em.nativeDelete(Session, { id: session.id });
+      throw new DomainError('SESSION_EXPIRED');
+    }
+    return { user: session.user, credential: { kind: 'session', id: session.id } };
+  }
+
+  async #authenticateApiToken(token: string): Promise<Viewer> {
+    const parsed = parseToken(token, API_TOKEN_PREFIX);
+    const em = this.#orm.em.fork();
+    const apiToken = parsed && (await em.findOne(ApiToken, { id: parsed.id }, { populate: ['user'] }));
+    if (!parsed || !apiToken || !secretMatches(parsed.secret, apiToken.secretHash)) throw new DomainError('TOKEN_INVALID');
+    if (apiToken.revokedAt) throw new DomainError('TOKEN_REVOKED');
+    const now = Date.now();
+    if (apiToken.expiresAt && apiToken.expiresAt.getTime() <= now) throw new DomainError('TOKEN_EXPIRED');
+    if (!apiToken.lastUsedAt || now - apiToken.lastUsedAt.getTime() > LAST_USED_RESOLUTION_MS) {
+      apiToken.lastUsedAt = new Date(now);
+      await em.flush();
+    }
+    return { user: apiToken.user, credential: { kind: 'apiToken', id: apiToken.id } };
+  }
+
+  #publish(kind: AccountEventKind, userId: number, subjectId: string): void {
+    this.#bus.publish('account', String(userId), { kind, userId: String(userId), subjectId, at: new Date().toISOString() });
+  }
+}

@@ -1,0 +1,160 @@
+// Parses the environment into a typed, validated configuration.
+// Every setting is listed in SETTINGS (name, default, description): the README's table is that list.
+import path from 'node:path';
+
+export interface GraphqlLimits {
+  maxDepth: number;
+  maxAliases: number;
+  maxCost: number;
+  maxTokens: number;
+  maxDirectives: number;
+}
+
+export interface Config {
+  env: 'development' | 'production' | 'test';
+  host: string;
+  port: number;
+  /** Where users reach the service; decides the Secure cookie flag and the default allowed Origin. */
+  publicUrl: URL;
+  dataDir: string;
+  /** A postgres:// URL, or null for the embedded PGlite database under dataDir. */
+  databaseUrl: string | null;
+  /** A redis:// URL, or null for in-process pub/sub (one instance only). */
+  redisUrl: string | null;
+  /** Docker engine address: unix socket path or tcp://host:port. */
+  dockerHost: string;
+  graphiql: boolean;
+  allowedOrigins: string[];
+  trustProxy: boolean;
+  sessionTtlMs: number;
+  confirmationTtlMs: number;
+  allowUnconfirmedLogin: boolean;
+  passwordMinLength: number;
+  graphqlLimits: GraphqlLimits;
+  shutdownGraceMs: number;
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+interface Setting {
+  name: string;
+  default: string;
+  description: string;
+}
+
+/** Every environment variable the service reads. */
+export const SETTINGS: Setting[] = [
+  { name: 'NODE_ENV', default: 'development', description: '`development`, `production` or `test`. Production turns GraphiQL and introspection off unless `GRAPHIQL` says otherwise.' },
+  { name: 'HOST', default: '127.0.0.1', description: 'Interface to listen on (`0.0.0.0` in the container image).' },
+  { name: 'PORT', default: '4000', description: 'HTTP and WebSocket port; `0` picks a free one.' },
+  { name: 'PUBLIC_URL', default: 'http://localhost:$PORT', description: 'The URL users reach the service at. `https://` makes session cookies `Secure`; its origin is always an allowed Origin.' },
+  { name: 'DATA_DIR', default: './data', description: 'Where the embedded database (and later build contexts and job results) live.' },
+  { name: 'DATABASE_URL', default: '(unset: embedded PGlite in `$DATA_DIR/pglite`)', description: 'PostgreSQL URL, `postgres://user@host:5432/db`. Migrations run at start.' },
+  { name: 'REDIS_URL', default: '(unset: in-process pub/sub)', description: 'Redis URL, `redis://host:6379`. Needed when more than one instance runs.' },
+  { name: 'DOCKER_HOST', default: 'unix:///var/run/docker.sock', description: 'Docker engine address (`unix://path` or `tcp://host:port`).' },
+  { name: 'GRAPHIQL', default: 'on unless NODE_ENV=production', description: 'Serve GraphiQL at `/graphql` in browsers, and allow introspection.' },
+  { name: 'ALLOWED_ORIGINS', default: '(only PUBLIC_URL and same-origin)', description: 'Comma-separated extra origins whose pages may use the session cookie (HTTP and WebSocket).' },
+  { name: 'TRUST_PROXY', default: 'false', description: 'Trust `X-Forwarded-Proto`/`X-Forwarded-Host` from a reverse proxy (cookie `Secure` flag, same-origin check).' },
+  { name: 'SESSION_TTL_HOURS', default: '720', description: 'Lifetime of a login session (30 days).' },
+  { name: 'CONFIRMATION_TTL_HOURS', default: '48', description: 'Lifetime of an account confirmation token.' },
+  { name: 'ALLOW_UNCONFIRMED_LOGIN', default: 'false', description: 'Whether an account may log in before it is confirmed.' },
+  { name: 'PASSWORD_MIN_LENGTH', default: '8', description: 'Shortest accepted password (characters, at least 8).' },
+  { name: 'GRAPHQL_MAX_DEPTH', default: '10', description: 'Deepest selection a GraphQL operation may have.' },
+  { name: 'GRAPHQL_MAX_ALIASES', default: '15', description: 'Most aliases in one operation.' },
+  { name: 'GRAPHQL_MAX_COST', default: '5000', description: 'Highest computed cost of one operation (graphql-armor cost limit).' },
+  { name: 'GRAPHQL_MAX_TOKENS', default: '1000', description: 'Most tokens in one operation document.' },
+  { name: 'GRAPHQL_MAX_DIRECTIVES', default: '50', description: 'Most directives in one operation.' },
+  { name: 'SHUTDOWN_GRACE_MS', default: '10000', description: 'On SIGTERM, how long in-flight requests may take before connections are cut.' },
+];
+
+type Env = Record<string, string | undefined>;
+
+export function parseConfig(env: Env = process.env, cwd = process.cwd()): Config {
+  const read = (name: string): string | undefined => {
+    const value = env[name]?.trim();
+    return value === '' ? undefined : value;
+  };
+
+  const nodeEnv = read('NODE_ENV') ?? 'development';
+  if (nodeEnv !== 'development' && nodeEnv !== 'production' && nodeEnv !== 'test') {
+    throw new ConfigError(`NODE_ENV must be development, production or test (got "${nodeEnv}")`);
+  }
+  const port = integer(read('PORT'), 'PORT', 4000, 0, 65535);
+  const publicUrl = url(read('PUBLIC_URL') ?? `http://localhost:${port}`, 'PUBLIC_URL', ['http:', 'https:']);
+  const databaseUrl = read('DATABASE_URL');
+  if (databaseUrl !== undefined) url(databaseUrl, 'DATABASE_URL', ['postgres:', 'postgresql:'], true);
+  const redisUrl = read('REDIS_URL');
+  if (redisUrl !== undefined) url(redisUrl, 'REDIS_URL', ['redis:', 'rediss:'], true);
+  const dockerHost = read('DOCKER_HOST') ?? 'unix:///var/run/docker.sock';
+  if (!/^(unix:\/\/\/.+|tcp:\/\/[^/]+:\d+\/?)$/.test(dockerHost)) {
+    throw new ConfigError(`DOCKER_HOST must look like unix:///var/run/docker.sock or tcp://host:2375 (got "${dockerHost}")`);
+  }
+  const allowedOrigins = (read('ALLOWED_ORIGINS') ?? '')
+    .split(',')
+    .map((o) => o.trim())
+    .filter((o) => o !== '')
+    .map((o) => url(o, 'ALLOWED_ORIGINS', ['http:', 'https:']).origin);
+
+  return {
+    env: nodeEnv,
+    host: read('HOST') ?? '127.0.0.1',
+    port,
+    publicUrl,
+    dataDir: path.resolve(cwd, read('DATA_DIR') ?? 'data'),
+    databaseUrl: databaseUrl ?? null,
+    redisUrl: redisUrl ?? null,
+    dockerHost,
+    graphiql: boolean(read('GRAPHIQL'), 'GRAPHIQL', nodeEnv !== 'production'),
+    allowedOrigins: [publicUrl.origin, ...allowedOrigins],
+    trustProxy: boolean(read('TRUST_PROXY'), 'TRUST_PROXY', false),
+    sessionTtlMs: integer(read('SESSION_TTL_HOURS'), 'SESSION_TTL_HOURS', 720, 1, 24 * 365) * 3600_000,
+    confirmationTtlMs: integer(read('CONFIRMATION_TTL_HOURS'), 'CONFIRMATION_TTL_HOURS', 48, 1, 24 * 365) * 3600_000,
+    allowUnconfirmedLogin: boolean(read('ALLOW_UNCONFIRMED_LOGIN'), 'ALLOW_UNCONFIRMED_LOGIN', false),
+    passwordMinLength: integer(read('PASSWORD_MIN_LENGTH'), 'PASSWORD_MIN_LENGTH', 8, 8, 128),
+    graphqlLimits: {
+      maxDepth: integer(read('GRAPHQL_MAX_DEPTH'), 'GRAPHQL_MAX_DEPTH', 10, 1, 100),
+      maxAliases: integer(read('GRAPHQL_MAX_ALIASES'), 'GRAPHQL_MAX_ALIASES', 15, 0, 1000),
+      maxCost: integer(read('GRAPHQL_MAX_COST'), 'GRAPHQL_MAX_COST', 5000, 1, 1_000_000),
+      maxTokens: integer(read('GRAPHQL_MAX_TOKENS'), 'GRAPHQL_MAX_TOKENS', 1000, 10, 100_000),
+      maxDirectives: integer(read('GRAPHQL_MAX_DIRECTIVES'), 'GRAPHQL_MAX_DIRECTIVES', 50, 0, 1000),
+    },
+    shutdownGraceMs: integer(read('SHUTDOWN_GRACE_MS'), 'SHUTDOWN_GRACE_MS', 10_000, 0, 600_000),
+  };
+}
+
+function integer(raw: string | undefined, name: string, fallback: number, min: number, max: number): number {
+  if (raw === undefined) return fallback;
+  if (!/^\d+$/.test(raw)) throw new ConfigError(`${name} must be a whole number (got "${raw}")`);
+  const value = Number(raw);
+  if (value < min || value > max) throw new ConfigError(`${name} must be between ${min} and ${max} (got ${value})`);
+  return value;
+}
+
+function boolean(raw: string | undefined, name: string, fallback: boolean): boolean {
+  if (raw === undefined) return fallback;
+  const value = raw.toLowerCase();
+  if (['1', 'true', 'yes', 'on'].includes(value)) return true;
+  if (['0', 'false', 'no', 'off'].includes(value)) return false;
+  throw new ConfigError(`${name} must be true or false (got "${raw}")`);
+}
+
+function url(raw: string, name: string, protocols: string[], needsHost = false): URL {
+  let parsed: URL;
+  try {
+    parsed = new URL(raw);
+  } catch {
+    throw new ConfigError(`${name} is not a valid URL (got "${redact(raw)}"); expected ${protocols[0]}//…`);
+  }
+  if (!protocols.includes(parsed.protocol)) {
+    throw new ConfigError(`${name} must use ${protocols.join(' or ')} (got "${redact(raw)}")`);
+  }
+  if (needsHost && parsed.hostname === '') throw new ConfigError(`${name} has no host (got "${redact(raw)}")`);
+  return parsed;
+}
+
+/** Hides a password in a URL before it is printed. */
+export function redact(raw: string): string {
+  return raw.replace(/\/\/([^:/@]*):[^@/]*@/, '//$1:***@');
+}

@@ -1,0 +1,42 @@
+// The one error type that services throw for expected failures. Transports map it:
+// GraphQL turns it into an error with `extensions.code`, REST into its contract's shape.
+// Anything else that escapes a service is unexpected and is masked before it reaches a client.
+
+export const ERROR_CODES = {
+  // input
+  INVALID_LOGIN: 'The login is not acceptable.',
+  INVALID_EMAIL: 'The email address is not valid.',
+  WEAK_PASSWORD: 'The password is empty or too weak.',
+  INVALID_INPUT: 'An argument is not acceptable.',
+  LOGIN_TAKEN: 'That login is already registered.',
+  EMAIL_TAKEN: 'That email address is already registered.',
+  // accounts and credentials
+  INVALID_CREDENTIALS: 'Unknown login or wrong password.',
+  ACCOUNT_NOT_CONFIRMED: 'The account has not been confirmed yet.',
+  INVALID_CONFIRMATION_TOKEN: 'The confirmation token does not match.',
+  CONFIRMATION_TOKEN_EXPIRED: 'The confirmation token has expired.',
+  UNAUTHENTICATED: 'This needs a logged-in user.',
+  SESSION_INVALID: 'The session is unknown or has ended.',
+  SESSION_EXPIRED: 'The session has expired.',
+  TOKEN_INVALID: 'The API token is unknown.',
+  TOKEN_EXPIRED: 'The API token has expired.',
+  TOKEN_REVOKED: 'The API token has been revoked.',
+  ORIGIN_NOT_ALLOWED: 'The session cookie is not accepted from this origin.',
+  // objects
+  NOT_FOUND: 'No such object.',
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export class DomainError extends Error {
+  override name = 'DomainError';
+  readonly code: ErrorCode;
+  /** The input field the error is about, when there is one. */
+  readonly field: string | undefined;
+
+  constructor(code: ErrorCode, message: string = ERROR_CODES[code], field?: string) {
+    super(message);
+    this.code = code;
+    this.field = field;
+  }
+}

@@ -1,0 +1,43 @@
+// The Pothos schema builder shared by every domain's types. Fields are non-null unless they say
+// otherwise; `authScopes: { user: true }` marks what needs a logged-in user.
+import SchemaBuilder from '@pothos/core';
+import ScopeAuthPlugin from '@pothos/plugin-scope-auth';
+import { GraphQLError, Kind } from 'graphql';
+import type { RequestContext } from '../http/context.ts';
+import { DomainError } from '../domain/errors.ts';
+
+export const builder = new SchemaBuilder<{
+  Context: RequestContext;
+  AuthScopes: { user: boolean };
+  DefaultFieldNullability: false;
+  Scalars: { DateTime: { Input: Date; Output: Date | string } };
+}>({
+  plugins: [ScopeAuthPlugin],
+  defaultFieldNullability: false,
+  scopeAuth: {
+    authorizeOnSubscribe: true,
+    authScopes: (context) => ({ user: context.viewer !== null }),
+    // A credential that was presented but refused says why (expired, revoked…); none at all is UNAUTHENTICATED.
+    unauthorizedError: (_parent, context) => context.authError ?? new DomainError('UNAUTHENTICATED'),
+  },
+});
+
+builder.scalarType('DateTime', {
+  description: 'A point in time, as an ISO 8601 string in UTC.',
+  serialize: (value) => (value instanceof Date ? value.toISOString() : new Date(value).toISOString()),
+  parseValue: (value) => parseDate(value),
+  parseLiteral: (ast) => {
+    if (ast.kind !== Kind.STRING) throw new GraphQLError('DateTime must be a string');
+    return parseDate(ast.value);
+  },
+});
+
+builder.queryType({});
+builder.mutationType({});
+builder.subscriptionType({});
+
+function parseDate(value: unknown): Date {
+  const date = typeof value === 'string' ? new Date(value) : new Date(NaN);
+  if (Number.isNaN(date.getTime())) throw new GraphQLError('DateTime must be an ISO 8601 string');
+  return date;
+}

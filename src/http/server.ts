@@ -1,0 +1,101 @@
+// The one HTTP server: GraphQL over HTTP and WebSocket at /graphql, health probes, and graceful shutdown.
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
+import { WebSocketServer } from 'ws';
+import { GRAPHQL_PATH, type Yoga } from '../graphql/yoga.ts';
+import { serveGraphqlWs } from '../graphql/ws.ts';
+import { readCredential } from './context.ts';
+import { runChecks, type Checks } from './health.ts';
+import { originAllowed, type OriginPolicy } from './origins.ts';
+
+export interface HttpServerOptions {
+  yoga: Yoga;
+  checks: Checks;
+  policy: OriginPolicy;
+  /** WebSocket messages larger than this are refused. */
+  maxWsPayload?: number;
+}
+
+export interface HttpServer {
+  listen(port: number, host: string): Promise<AddressInfo>;
+  /** Stops accepting, closes WebSockets (1001), lets in-flight requests finish within `graceMs`, then cuts the rest. */
+  close(graceMs: number): Promise<void>;
+}
+
+export function createHttpServer({ yoga, checks, policy, maxWsPayload = 64 * 1024 }: HttpServerOptions): HttpServer {
+  let closing = false;
+
+  const server = createServer((req, res) => {
+    // Responses sent while shutting down end their connection, so keep-alive cannot hold it open.
+    if (closing) res.setHeader('connection', 'close');
+    route(req, res).catch((error: unknown) => {
+      console.error('request failed', error);
+      if (!res.headersSent) json(res, 500, { error: 'internal error' });
+      else res.destroy();
+    });
+  });
+
+  async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const { pathname } = new URL(req.url ?? '/', 'http://localhost');
+    if (pathname === GRAPHQL_PATH) return void (await yoga.requestListener(req, res));
+    if (pathname === '/healthz') return json(res, 200, { status: 'ok' });
+    if (pathname === '/readyz') {
+      const { ready, checks: results } = await runChecks(checks);
+      return json(res, ready ? 200 : 503, { status: ready ? 'ready' : 'not ready', checks: results });
+    }
+    if (pathname === '/') {
+      res.writeHead(302, { location: GRAPHQL_PATH }).end();
+      return;
+    }
+    json(res, 404, { error: 'not found' });
+  }
+
+  const wss = new WebSocketServer({ noServer: true, maxPayload: maxWsPayload });
+  const ws = serveGraphqlWs(wss, yoga);
+
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const { pathname } = new URL(req.url ?? '/', 'http://localhost');
+    const encrypted = Boolean((req.socket as TLSSocket).encrypted);
+    if (closing || pathname !== GRAPHQL_PATH) return refuseUpgrade(socket, closing ? 503 : 404);
+    // Cross-site WebSocket hijacking: a page from another origin must not ride on the session cookie.
+    if (readCredential({ cookie: req.headers.cookie }) && !originAllowed(req.headers, encrypted, policy)) {
+      return refuseUpgrade(socket, 403);
+    }
+    wss.handleUpgrade(req, socket, head, (client) => wss.emit('connection', client, req));
+  });
+
+  return {
+    listen: (port, host) =>
+      new Promise((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(port, host, () => {
+          server.off('error', reject);
+          resolve(server.address() as AddressInfo);
+        });
+      }),
+    close: async (graceMs) => {
+      closing = true;
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      await ws.dispose();
+      server.closeIdleConnections();
+      const idleSweep = setInterval(() => server.closeIdleConnections(), 50);
+      const deadline = setTimeout(() => server.closeAllConnections(), graceMs);
+      await closed;
+      clearInterval(idleSweep);
+      clearTimeout(deadline);
+      await yoga.dispose();
+    },
+  };
+}
+
+function json(res: ServerResponse, status: number, body: unknown): void {
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' });
+  res.end(JSON.stringify(body));
+}
+
+function refuseUpgrade(socket: Duplex, status: 403 | 404 | 503): void {
+  const text = { 403: 'Forbidden', 404: 'Not Found', 503: 'Service Unavailable' }[status];
+  socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+}

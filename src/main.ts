@@ -1,0 +1,108 @@
+// The composition root: reads the configuration, opens the database, events and engine, wires the
+// services into GraphQL and the HTTP server, and shuts all of it down on SIGTERM/SIGINT.
+import { ConfigError, parseConfig, redact, type Config } from './config.ts';
+import { openDatabase } from './db/orm.ts';
+import { inProcessEvents, redisEvents, type Events } from './events/pubsub.ts';
+import { DockerEngine } from './runner/docker/docker-engine.ts';
+import { UsersService } from './domain/users/users.service.ts';
+import { AuthService } from './auth/auth.service.ts';
+import { createGraphqlHandler, GRAPHQL_PATH } from './graphql/yoga.ts';
+import { createHttpServer } from './http/server.ts';
+import type { Services } from './http/context.ts';
+
+export interface Dockyard {
+  /** Base URL of the HTTP server, e.g. http://127.0.0.1:4000 */
+  url: string;
+  services: Services;
+  close(): Promise<void>;
+}
+
+export async function startDockyard(config: Config): Promise<Dockyard> {
+  const events: Events = config.redisUrl ? await redisEvents(config.redisUrl) : inProcessEvents();
+  const orm = await openDatabase(config).catch(async (error: unknown) => {
+    await events.close();
+    throw error;
+  });
+  const engine = new DockerEngine(config.dockerHost);
+
+  const users = new UsersService(orm, config);
+  const auth = new AuthService(orm, users, events.bus, config.sessionTtlMs);
+  const services: Services = { users, auth, bus: events.bus };
+
+  const policy = { allowedOrigins: config.allowedOrigins, trustProxy: config.trustProxy, publicUrl: config.publicUrl };
+  const yoga = createGraphqlHandler(config, services, policy);
+  const http = createHttpServer({
+    yoga,
+    policy,
+    checks: {
+      database: async () => {
+        const result = await orm.checkConnection();
+        return { ok: result.ok, detail: result.ok ? (config.databaseUrl ? 'postgresql' : 'pglite') : result.reason };
+      },
+      redis: async () =>
+        config.redisUrl
+          ? { ok: await events.ping(), detail: redact(config.redisUrl) }
+          : { ok: true, detail: 'not configured: in-process pub/sub' },
+      docker: async () => {
+        const info = await engine.info();
+        return { ok: true, detail: `${info.name} ${info.version} (API ${info.apiVersion})` };
+      },
+    },
+  });
+  const address = await http.listen(config.port, config.host).catch(async (error: unknown) => {
+    await Promise.allSettled([orm.close(), events.close()]);
+    throw error;
+  });
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+
+  return {
+    url: `http://${host}:${address.port}`,
+    services,
+    close: async () => {
+      await http.close(config.shutdownGraceMs);
+      await Promise.allSettled([orm.close(), events.close()]);
+    },
+  };
+}
+
+async function run(): Promise<void> {
+  let config: Config;
+  try {
+    config = parseConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) fail(`configuration error: ${error.message}`);
+    throw error;
+  }
+  let dockyard: Dockyard;
+  try {
+    dockyard = await startDockyard(config);
+  } catch (error) {
+    fail(`cannot start: ${(error as Error).message}`);
+  }
+  const graphql = `${dockyard.url}${GRAPHQL_PATH}`;
+  console.log(`dockyard: listening on ${dockyard.url} (public URL ${config.publicUrl.origin})`);
+  console.log(config.graphiql ? `dockyard: GraphiQL at ${graphql}` : `dockyard: GraphQL at ${graphql}`);
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    console.log(`dockyard: ${signal} received, draining`);
+    dockyard.close().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        console.error('dockyard: shutdown failed', error);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+function fail(message: string): never {
+  console.error(`dockyard: ${message}`);
+  process.exit(1);
+}
+
+if (import.meta.main) await run();
