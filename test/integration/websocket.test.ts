@@ -1,0 +1,135 @@
+// The same account flows over graphql-ws: credentials from the upgrade's cookie or from
+// connectionParams, the Origin allowlist for cookies, errors, limits, and live account events.
+import { describe, expect, it } from 'vitest';
+import {
+  AccountEventsDocument,
+  ApiTokensDocument,
+  ConfirmAccountDocument,
+  CreateApiTokenDocument,
+  LoginDocument,
+  LogoutDocument,
+  MeDocument,
+  RegisterDocument,
+  RevokeApiTokenDocument,
+} from '../generated/graphql.ts';
+import { errorCodes } from '../support/graphql-client.ts';
+import { loggedInUser, PASSWORD } from '../support/accounts.ts';
+import { startTestServer, uniqueLogin } from '../support/server.ts';
+import { connectWs, execute, subscribe } from '../support/ws-client.ts';
+import { testDatabase } from '../support/db.ts';
+
+const server = await startTestServer({ PUBLIC_URL: 'http://dockyard.example.test', ALLOWED_ORIGINS: 'http://console.example.test' });
+const db = testDatabase();
+
+describe('accounts over graphql-ws', () => {
+  it('registers, confirms, logs in, manages tokens and logs out over one socket each', async () => {
+    const login = uniqueLogin('ws');
+    const anonymous = connectWs(server.wsUrl).client;
+    const registered = await execute(anonymous, RegisterDocument, { login, password: PASSWORD, email: `${login}@example.test` });
+    const token = registered.data!.register.confirmationToken;
+    expect((await execute(anonymous, ConfirmAccountDocument, { login, token })).data!.confirmAccount.confirmed).toBe(true);
+    const loggedIn = await execute(anonymous, LoginDocument, { login, password: PASSWORD });
+    expect(loggedIn.data!.login.user.login).toBe(login);
+    await anonymous.dispose();
+
+    // A session made over HTTP, presented as the upgrade request's cookie.
+    const { client: http } = await loggedInUser(server.graphqlUrl);
+    const ws = connectWs(server.wsUrl, { cookie: http.cookieHeader }).client;
+    const me = await execute(ws, MeDocument);
+    expect(me.data!.me.login).toMatch(/^u-/);
+    const created = await execute(ws, CreateApiTokenDocument, { name: 'from ws' });
+    const { apiToken } = created.data!.createApiToken;
+    expect((await execute(ws, ApiTokensDocument, {})).data!.apiTokens.map((t) => t.id)).toEqual([apiToken.id]);
+    expect((await execute(ws, RevokeApiTokenDocument, { id: apiToken.id })).data!.revokeApiToken.revokedAt).not.toBeNull();
+    expect((await execute(ws, LogoutDocument)).data!.logout).toBe(true);
+    expect(errorCodes(await execute(ws, MeDocument))).toEqual(['SESSION_INVALID']);
+    await ws.dispose();
+  });
+
+  it('authenticates with a bearer API token in connectionParams', async () => {
+    const { client, login } = await loggedInUser(server.graphqlUrl);
+    const { token } = (await client.request(CreateApiTokenDocument, { name: 'ws' })).data!.createApiToken;
+    const ws = connectWs(server.wsUrl, { connectionParams: { authorization: `Bearer ${token}` } }).client;
+    expect((await execute(ws, MeDocument)).data!.me.login).toBe(login);
+    await ws.dispose();
+  });
+
+  it('says why a credential is refused: revoked token, expired session, none at all', async () => {
+    const { client, userId } = await loggedInUser(server.graphqlUrl);
+    const { token, apiToken } = (await client.request(CreateApiTokenDocument, { name: 'doomed' })).data!.createApiToken;
+    await client.request(RevokeApiTokenDocument, { id: apiToken.id });
+    const revoked = connectWs(server.wsUrl, { connectionParams: { authorization: `Bearer ${token}` } }).client;
+    expect(errorCodes(await execute(revoked, MeDocument))).toEqual(['TOKEN_REVOKED']);
+    await revoked.dispose();
+
+    await db.query(`update sessions set expires_at = now() - interval '1 second' where user_id = $1`, [userId]);
+    const expired = connectWs(server.wsUrl, { cookie: client.cookieHeader }).client;
+    expect(errorCodes(await execute(expired, MeDocument))).toEqual(['SESSION_EXPIRED']);
+    await expired.dispose();
+
+    const anonymous = connectWs(server.wsUrl).client;
+    expect(errorCodes(await execute(anonymous, MeDocument))).toEqual(['UNAUTHENTICATED']);
+    const denied = subscribe(anonymous, AccountEventsDocument);
+    expect(errorCodes(await denied.next())).toEqual(['UNAUTHENTICATED']);
+    // The socket survives a refused operation.
+    expect(errorCodes(await execute(anonymous, MeDocument))).toEqual(['UNAUTHENTICATED']);
+    await anonymous.dispose();
+  });
+});
+
+describe('Origin allowlist on the upgrade', () => {
+  it('refuses a cookie-carrying upgrade from another site', async () => {
+    const { client } = await loggedInUser(server.graphqlUrl);
+    const { client: ws, closed } = connectWs(server.wsUrl, { cookie: client.cookieHeader, origin: 'https://evil.example.test' });
+    await expect(execute(ws, MeDocument)).rejects.toBeDefined();
+    const event = await closed;
+    expect(event.code).not.toBe(1000);
+    await ws.dispose();
+  });
+
+  it.each([
+    ['the public URL', 'http://dockyard.example.test'],
+    ['ALLOWED_ORIGINS', 'http://console.example.test'],
+    ['the same origin', undefined],
+  ])('accepts the cookie from %s', async (_name, origin) => {
+    const { client, login } = await loggedInUser(server.graphqlUrl);
+    const ws = connectWs(server.wsUrl, { cookie: client.cookieHeader, origin: origin ?? new URL(server.url).origin }).client;
+    expect((await execute(ws, MeDocument)).data!.me.login).toBe(login);
+    await ws.dispose();
+  });
+
+  it('accepts a token from any origin: it is not an ambient credential', async () => {
+    const { client, login } = await loggedInUser(server.graphqlUrl);
+    const { token } = (await client.request(CreateApiTokenDocument, { name: 'any origin' })).data!.createApiToken;
+    const ws = connectWs(server.wsUrl, { origin: 'https://elsewhere.example.test', connectionParams: { authorization: `Bearer ${token}` } }).client;
+    expect((await execute(ws, MeDocument)).data!.me.login).toBe(login);
+    await ws.dispose();
+  });
+});
+
+describe('accountEvents', () => {
+  it('delivers token and session events of the account, and none of another account', async () => {
+    const alice = await loggedInUser(server.graphqlUrl, 'alice');
+    const bob = await loggedInUser(server.graphqlUrl, 'bob');
+    const ws = connectWs(server.wsUrl, { cookie: alice.client.cookieHeader }).client;
+    const events = subscribe(ws, AccountEventsDocument);
+    // Pub/sub keeps nothing for a subscriber that is not yet listening: repeat until the first event arrives.
+    let first;
+    for (let attempt = 0; !first && attempt < 20; attempt++) {
+      await bob.client.request(CreateApiTokenDocument, { name: `bob ${attempt}` });
+      await alice.client.request(CreateApiTokenDocument, { name: `warm-up ${attempt}` });
+      first = await events.next(250).catch(() => undefined);
+    }
+    expect(first!.data!.accountEvents.kind).toBe('API_TOKEN_CREATED');
+
+    const { apiToken } = (await alice.client.request(CreateApiTokenDocument, { name: 'watched' })).data!.createApiToken;
+    await bob.client.request(CreateApiTokenDocument, { name: 'not for alice' });
+    await alice.client.request(RevokeApiTokenDocument, { id: apiToken.id });
+    const created = await events.next();
+    const revoked = await events.next();
+    expect(created.data!.accountEvents).toMatchObject({ kind: 'API_TOKEN_CREATED', subjectId: apiToken.id });
+    expect(revoked.data!.accountEvents).toMatchObject({ kind: 'API_TOKEN_REVOKED', subjectId: apiToken.id });
+    await events.stop();
+    await ws.dispose();
+  });
+});

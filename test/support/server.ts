@@ -1,0 +1,36 @@
+// Starts real Dockyard instances in the test process, on PostgreSQL and Redis unless told otherwise.
+import { afterAll } from 'vitest';
+import { parseConfig, type Config } from '../../src/config.ts';
+import { startDockyard, type Dockyard } from '../../src/main.ts';
+import { TEST_DATABASE_URL, TEST_REDIS_URL } from './env.ts';
+
+export interface TestServer extends Dockyard {
+  config: Config;
+  graphqlUrl: string;
+  wsUrl: string;
+}
+
+/** Starts an instance on a free port and stops it after the file's tests. `env` overrides settings. */
+export async function startTestServer(env: Record<string, string | undefined> = {}): Promise<TestServer> {
+  const config = parseConfig({
+    NODE_ENV: 'test',
+    PORT: '0',
+    DATABASE_URL: TEST_DATABASE_URL,
+    REDIS_URL: TEST_REDIS_URL,
+    SHUTDOWN_GRACE_MS: '2000',
+    ...env,
+  });
+  const dockyard = await startDockyard(config);
+  afterAll(() => dockyard.close());
+  return {
+    ...dockyard,
+    config,
+    graphqlUrl: `${dockyard.url}/graphql`,
+    wsUrl: `${dockyard.url.replace(/^http/, 'ws')}/graphql`,
+  };
+}
+
+/** A login that no other test (or earlier run) uses. */
+export function uniqueLogin(prefix = 'u'): string {
+  return `${prefix}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
+}
