@@ -33,10 +33,13 @@ export class DomainError extends Error {
   readonly code: ErrorCode;
   /** The input field the error is about, when there is one. */
   readonly field: string | undefined;
+  /** What GraphQL shows as `extensions` (graphql-js copies it from the original error). */
+  readonly extensions: { code: ErrorCode; field?: string };
 
   constructor(code: ErrorCode, message: string = ERROR_CODES[code], field?: string) {
     super(message);
     this.code = code;
     this.field = field;
+    this.extensions = field ? { code, field } : { code };
   }
 }

@@ -1,18 +1,12 @@
-// What clients see of errors: a DomainError becomes a GraphQL error with `extensions.code` (and
+// What clients see of errors: a DomainError shows its message with `extensions.code` (and
 // `extensions.field` for input errors); anything unexpected becomes "Unexpected error." with no stack.
 import { GraphQLError, type GraphQLFormattedError } from 'graphql';
 import { maskError as yogaMaskError, type MaskError } from 'graphql-yoga';
 import { DomainError } from '../domain/errors.ts';
 
 export const maskError: MaskError = (error, message) => {
-  if (error instanceof GraphQLError && error.originalError instanceof DomainError) {
-    const { code, field } = error.originalError;
-    return new GraphQLError(error.originalError.message, {
-      nodes: error.nodes,
-      path: error.path,
-      extensions: field ? { code, field } : { code },
-    });
-  }
+  // Expected failures pass unchanged (their extensions carry the code), and are not logged as errors.
+  if (error instanceof GraphQLError && error.originalError instanceof DomainError) return error;
   // Never in development mode: no stack or original message leaves the process.
   return yogaMaskError(error, message, false);
 };
