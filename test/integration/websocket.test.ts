@@ -77,6 +77,24 @@ describe('accounts over graphql-ws', () => {
   });
 });
 
+describe('account errors over graphql-ws', () => {
+  it('gives the same codes as over HTTP', async () => {
+    const { login, client } = await loggedInUser(server.graphqlUrl);
+    const ws = connectWs(server.wsUrl).client;
+    const register = (variables: { login: string; password: string; email: string }) => execute(ws, RegisterDocument, variables);
+    expect(errorCodes(await register({ login, password: PASSWORD, email: `x-${login}@example.test` }))).toEqual(['LOGIN_TAKEN']);
+    expect(errorCodes(await register({ login: uniqueLogin(), password: '', email: 'e@example.test' }))).toEqual(['WEAK_PASSWORD']);
+    expect(errorCodes(await register({ login: uniqueLogin(), password: PASSWORD, email: 'nope' }))).toEqual(['INVALID_EMAIL']);
+    expect(errorCodes(await register({ login: '!', password: PASSWORD, email: 'e@example.test' }))).toEqual(['INVALID_LOGIN']);
+    expect(errorCodes(await execute(ws, LoginDocument, { login, password: 'wrong password' }))).toEqual(['INVALID_CREDENTIALS']);
+    expect(errorCodes(await execute(ws, ConfirmAccountDocument, { login, token: 'wrong' }))).toEqual(['INVALID_CONFIRMATION_TOKEN']);
+    expect(errorCodes(await execute(ws, CreateApiTokenDocument, { name: 'x' }))).toEqual(['UNAUTHENTICATED']);
+    const { email } = (await client.request(MeDocument)).data!.me;
+    expect(errorCodes(await register({ login: uniqueLogin(), password: PASSWORD, email }))).toEqual(['EMAIL_TAKEN']);
+    await ws.dispose();
+  });
+});
+
 describe('Origin allowlist on the upgrade', () => {
   it('refuses a cookie-carrying upgrade from another site', async () => {
     const { client } = await loggedInUser(server.graphqlUrl);
