@@ -15,7 +15,13 @@ export interface AccountEvent {
   at: string;
 }
 
+export interface TaskAdded {
+  kind: string;
+}
+
 export type Topics = {
   /** Security-relevant changes to one user's account, scoped by user id. */
   account: [userId: string, event: AccountEvent];
+  /** A task entered the queue: wakes idle workers on every instance. */
+  taskAdded: [event: TaskAdded];
 };

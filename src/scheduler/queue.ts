@@ -1,0 +1,93 @@
+// The durable task queue in PostgreSQL. Each statement lives in its own file under sql/ (the way
+// graphile-worker keeps its queue readable); claims use FOR UPDATE SKIP LOCKED so that any number of
+// workers on any number of instances share the queue without taking the same task twice.
+import { readFileSync } from 'node:fs';
+import type { QueryResult } from '@mikro-orm/core';
+import type { SqlEntityManager } from '@mikro-orm/sql';
+import type { Orm } from '../db/orm.ts';
+import type { EventBus } from '../events/pubsub.ts';
+
+const sql = (name: string): string => readFileSync(new URL(`./sql/${name}.sql`, import.meta.url), 'utf8');
+const ADD = sql('add-task');
+const CLAIM = sql('claim-task');
+const COMPLETE = sql('complete-task');
+const FAIL = sql('fail-task');
+const RELEASE_WORKER = sql('release-worker');
+const NEXT_RUN_AT = sql('next-run-at');
+
+export interface Task<Payload = unknown> {
+  id: string;
+  kind: string;
+  payload: Payload;
+  /** 1 on the first run. */
+  attempts: number;
+  maxAttempts: number;
+}
+
+export interface AddOptions {
+  runAt?: Date;
+  maxAttempts?: number;
+  /** Add inside this transaction, so that the task exists exactly when the row it drives does. */
+  em?: SqlEntityManager;
+}
+
+interface TaskRow {
+  id: string | number;
+  kind: string;
+  payload: unknown;
+  attempts: number;
+  max_attempts: number;
+}
+
+export class TaskQueue {
+  readonly #orm: Orm;
+  readonly #bus: EventBus;
+
+  constructor(orm: Orm, bus: EventBus) {
+    this.#orm = orm;
+    this.#bus = bus;
+  }
+
+  /** Persists the task, then wakes workers. Inside a caller's transaction, the caller calls `wake` after commit. */
+  async add(kind: string, payload: unknown, options: AddOptions = {}): Promise<string> {
+    const em = options.em ?? this.#orm.em.fork();
+    const [row] = await em.execute<{ id: string | number }[]>(ADD, [
+      kind,
+      JSON.stringify(payload ?? {}),
+      options.runAt ?? new Date(),
+      options.maxAttempts ?? 1,
+    ]);
+    if (!options.em) this.wake(kind);
+    return String(row!.id);
+  }
+
+  wake(kind: string): void {
+    this.#bus.publish('taskAdded', { kind });
+  }
+
+  async claim(workerId: string, kinds: string[]): Promise<Task | null> {
+    const [row] = await this.#orm.em.fork().execute<TaskRow[]>(CLAIM, [workerId, kinds]);
+    if (!row) return null;
+    return { id: String(row.id), kind: row.kind, payload: row.payload, attempts: row.attempts, maxAttempts: row.max_attempts };
+  }
+
+  async complete(task: Task, workerId: string): Promise<void> {
+    await this.#orm.em.fork().execute(COMPLETE, [task.id, workerId], 'run');
+  }
+
+  /** Releases the task for another attempt after `retryDelayMs`, or marks it failed when it has none left. */
+  async fail(task: Task, workerId: string, error: string, retryDelayMs: number): Promise<void> {
+    await this.#orm.em.fork().execute(FAIL, [error.slice(0, 10_000), retryDelayMs / 1000, task.id, workerId], 'run');
+  }
+
+  /** Unlocks every task a worker of this id holds; returns how many. */
+  async releaseWorker(workerId: string): Promise<number> {
+    const result = await this.#orm.em.fork().execute<QueryResult>(RELEASE_WORKER, [workerId], 'run');
+    return result.affectedRows;
+  }
+
+  async nextRunAt(kinds: string[]): Promise<Date | null> {
+    const [row] = await this.#orm.em.fork().execute<{ run_at: string | Date | null }[]>(NEXT_RUN_AT, [kinds]);
+    return row?.run_at ? new Date(row.run_at) : null;
+  }
+}

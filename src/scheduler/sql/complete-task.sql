@@ -1,0 +1,2 @@
+-- params: task id, worker id
+delete from tasks where id = ? and locked_by = ?

@@ -1,0 +1,130 @@
+// Runs queued tasks: claims while it has free slots (the concurrency limit), runs each with the
+// handler for its kind, and sleeps until a task is added anywhere (pub/sub), a slot frees up, or the
+// next poll. Tasks held by a previous run of the same worker id are released at start.
+import type { EventBus } from '../events/pubsub.ts';
+import type { Task, TaskQueue } from './queue.ts';
+
+export type TaskHandler = (task: Task) => Promise<void>;
+
+export interface WorkerOptions {
+  /** Stable across restarts of the same instance, so that a restart can release what a crash left locked. */
+  workerId: string;
+  concurrency: number;
+  handlers: Record<string, TaskHandler>;
+  /** Upper bound on how long a due task can wait when no wake-up arrives. */
+  pollIntervalMs?: number;
+  /** Delay before attempt n + 1 after attempt n failed. */
+  retryDelayMs?: (attempt: number) => number;
+  onError?: (error: unknown, task: Task | null) => void;
+}
+
+export class Worker {
+  readonly #queue: TaskQueue;
+  readonly #bus: EventBus;
+  readonly #options: Required<WorkerOptions>;
+  readonly #kinds: string[];
+  readonly #active = new Set<Promise<void>>();
+  #stopping = false;
+  #wakeUp: (() => void) | null = null;
+  /** A wake-up that came while the loop was claiming, not sleeping: the next sleep returns at once. */
+  #wakePending = false;
+  #loop: Promise<void> | null = null;
+  #wakeups: AsyncIterator<unknown> | null = null;
+
+  constructor(queue: TaskQueue, bus: EventBus, options: WorkerOptions) {
+    if (!Number.isInteger(options.concurrency) || options.concurrency < 1) throw new Error('concurrency must be a positive integer');
+    this.#queue = queue;
+    this.#bus = bus;
+    this.#kinds = Object.keys(options.handlers);
+    this.#options = {
+      pollIntervalMs: 1000,
+      retryDelayMs: (attempt) => Math.min(60_000, 1000 * 2 ** (attempt - 1)),
+      onError: (error, task) => console.error(`scheduler: task ${task?.id ?? '-'} (${task?.kind ?? 'claim'}) failed`, error),
+      ...options,
+    };
+  }
+
+  get running(): number {
+    return this.#active.size;
+  }
+
+  async start(): Promise<void> {
+    await this.#queue.releaseWorker(this.#options.workerId);
+    const wakeups = this.#bus.subscribe('taskAdded')[Symbol.asyncIterator]();
+    this.#wakeups = wakeups;
+    void (async () => {
+      for (let step = await wakeups.next(); !step.done; step = await wakeups.next()) {
+        if (this.#kinds.includes((step.value as { kind: string }).kind)) this.#nudge();
+      }
+    })();
+    this.#loop = this.#run();
+  }
+
+  /** Stops claiming and waits for the tasks in progress to finish. */
+  async stop(): Promise<void> {
+    this.#stopping = true;
+    this.#nudge();
+    await this.#wakeups?.return?.();
+    await this.#loop;
+    await Promise.allSettled(this.#active);
+  }
+
+  async #run(): Promise<void> {
+    while (!this.#stopping) {
+      while (this.#active.size < this.#options.concurrency && !this.#stopping) {
+        let task: Task | null;
+        try {
+          task = await this.#queue.claim(this.#options.workerId, this.#kinds);
+        } catch (error) {
+          this.#options.onError(error, null);
+          break;
+        }
+        if (!task) break;
+        this.#start(task);
+      }
+      await this.#sleep();
+    }
+  }
+
+  #start(task: Task): void {
+    const { workerId, handlers, retryDelayMs, onError } = this.#options;
+    const running = (async () => {
+      try {
+        await handlers[task.kind]!(task);
+        await this.#queue.complete(task, workerId);
+      } catch (error) {
+        onError(error, task);
+        await this.#queue
+          .fail(task, workerId, error instanceof Error ? error.message : String(error), retryDelayMs(task.attempts))
+          .catch((failError: unknown) => onError(failError, task));
+      }
+    })().finally(() => {
+      this.#active.delete(running);
+      this.#nudge();
+    });
+    this.#active.add(running);
+  }
+
+  #sleep(): Promise<void> {
+    if (this.#wakePending) {
+      this.#wakePending = false;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        if (this.#wakeUp === done) this.#wakeUp = null;
+        resolve();
+      };
+      const timer = setTimeout(done, this.#options.pollIntervalMs);
+      this.#wakeUp = done;
+    });
+  }
+
+  #nudge(): void {
+    const wakeUp = this.#wakeUp;
+    this.#wakeUp = null;
+    if (wakeUp) wakeUp();
+    else this.#wakePending = true;
+  }
+}
