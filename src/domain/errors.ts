@@ -22,6 +22,13 @@ export const ERROR_CODES = {
   TOKEN_EXPIRED: 'The API token has expired.',
   TOKEN_REVOKED: 'The API token has been revoked.',
   ORIGIN_NOT_ALLOWED: 'The session cookie is not accepted from this origin.',
+  // build sources
+  INVALID_DOCKERFILE: 'The Dockerfile is not accepted.',
+  INVALID_BUILD_CONTEXT: 'The build context is not accepted.',
+  INVALID_SOURCE: 'The build source is not accepted.',
+  URL_NOT_ALLOWED: 'That URL is not allowed.',
+  SOURCE_FETCH_FAILED: 'The build source could not be fetched.',
+  TOO_LARGE: 'The upload or download is over the size cap.',
   // objects
   NOT_FOUND: 'No such object.',
 } as const;
