@@ -1,5 +1,6 @@
 // Every migration, in the order it runs. A new migration is a new file here and a new line below.
 import { Migration0001Accounts } from './0001-accounts.ts';
 import { Migration0002Tasks } from './0002-tasks.ts';
+import { Migration0003Builds } from './0003-builds.ts';
 
-export const migrations = [Migration0001Accounts, Migration0002Tasks];
+export const migrations = [Migration0001Accounts, Migration0002Tasks, Migration0003Builds];

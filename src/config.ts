@@ -1,5 +1,6 @@
 // Parses the environment into a typed, validated configuration.
 // Every setting is listed in SETTINGS (name, default, description): the README's table is that list.
+import os from 'node:os';
 import path from 'node:path';
 
 export interface GraphqlLimits {
@@ -32,6 +33,28 @@ export interface Config {
   passwordMinLength: number;
   graphqlLimits: GraphqlLimits;
   shutdownGraceMs: number;
+  /** Names this instance's queue worker; a restart with the same id releases what a crash left locked. */
+  instanceId: string;
+  /** 32 bytes that encrypt stored registry credentials; null: a key file under dataDir (one instance only). */
+  secretKey: Buffer | null;
+  builds: BuildSettings;
+}
+
+export interface BuildSettings {
+  /** Generated image repositories are `<namespace>/<login>/<image name>`. */
+  namespace: string;
+  concurrency: number;
+  timeoutSeconds: number;
+  memoryBytes: number;
+  cpus: number;
+  /** Docker network for RUN steps: `none` (default) or a network the operator created. */
+  network: string;
+  /** Hosts and CIDRs that tarball URLs, repositories and registries may use even though they are private. */
+  allowedHosts: string[];
+  allowPrivateAddresses: boolean;
+  uploadMaxBytes: number;
+  contextMaxBytes: number;
+  sourceTimeoutSeconds: number;
 }
 
 export class ConfigError extends Error {
@@ -67,6 +90,19 @@ export const SETTINGS: Setting[] = [
   { name: 'GRAPHQL_MAX_TOKENS', default: '1000', description: 'Most tokens in one operation document.' },
   { name: 'GRAPHQL_MAX_DIRECTIVES', default: '50', description: 'Most directives in one operation.' },
   { name: 'SHUTDOWN_GRACE_MS', default: '10000', description: 'On SIGTERM, how long in-flight requests may take before connections are cut.' },
+  { name: 'INSTANCE_ID', default: '(the host name)', description: 'Names this instance in the work queue. Keep it stable across restarts and unique per instance.' },
+  { name: 'SECRET_KEY', default: '(unset: generated into `$DATA_DIR/secret.key`)', description: '32 bytes, base64: encrypts stored registry passwords. Set the same value on every instance.' },
+  { name: 'IMAGE_NAMESPACE', default: 'dockyard', description: 'Image repositories are named `<namespace>/<login>/<image>`.' },
+  { name: 'BUILD_CONCURRENCY', default: '2', description: 'Builds that run at once on this instance; `0` makes an API-only instance that runs none.' },
+  { name: 'BUILD_TIMEOUT_SECONDS', default: '3600', description: 'Longest a build may run (and the ceiling for a build\'s own timeout).' },
+  { name: 'BUILD_MEMORY_MB', default: '4096', description: 'Memory limit of each build step.' },
+  { name: 'BUILD_CPUS', default: '2', description: 'CPU limit of each build step.' },
+  { name: 'BUILD_NETWORK', default: 'none', description: 'Network of build steps: `none`, or a Docker network the operator made (never `host`).' },
+  { name: 'SOURCE_ALLOWED_HOSTS', default: '(none)', description: 'Comma-separated hosts, IPs or CIDRs that tarball URLs, repositories and registries may use although private.' },
+  { name: 'SOURCE_ALLOW_PRIVATE', default: 'false', description: 'Allow private, loopback and link-local addresses for every source and registry.' },
+  { name: 'UPLOAD_MAX_MB', default: '100', description: 'Largest uploaded file or downloaded tarball.' },
+  { name: 'CONTEXT_MAX_MB', default: '1024', description: 'Largest build context once unpacked.' },
+  { name: 'SOURCE_TIMEOUT_SECONDS', default: '300', description: 'Longest a download, git fetch or hg clone may take.' },
 ];
 
 type Env = Record<string, string | undefined>;
@@ -121,7 +157,47 @@ export function parseConfig(env: Env = process.env, cwd = process.cwd()): Config
       maxDirectives: integer(read('GRAPHQL_MAX_DIRECTIVES'), 'GRAPHQL_MAX_DIRECTIVES', 50, 0, 1000),
     },
     shutdownGraceMs: integer(read('SHUTDOWN_GRACE_MS'), 'SHUTDOWN_GRACE_MS', 10_000, 0, 600_000),
+    instanceId: read('INSTANCE_ID') ?? os.hostname(),
+    secretKey: secretKey(read('SECRET_KEY')),
+    builds: {
+      namespace: namespace(read('IMAGE_NAMESPACE') ?? 'dockyard'),
+      concurrency: integer(read('BUILD_CONCURRENCY'), 'BUILD_CONCURRENCY', 2, 0, 64),
+      timeoutSeconds: integer(read('BUILD_TIMEOUT_SECONDS'), 'BUILD_TIMEOUT_SECONDS', 3600, 10, 86_400),
+      memoryBytes: integer(read('BUILD_MEMORY_MB'), 'BUILD_MEMORY_MB', 4096, 16, 1_048_576) * 2 ** 20,
+      cpus: integer(read('BUILD_CPUS'), 'BUILD_CPUS', 2, 1, 256),
+      network: buildNetwork(read('BUILD_NETWORK') ?? 'none'),
+      allowedHosts: list(read('SOURCE_ALLOWED_HOSTS')),
+      allowPrivateAddresses: boolean(read('SOURCE_ALLOW_PRIVATE'), 'SOURCE_ALLOW_PRIVATE', false),
+      uploadMaxBytes: integer(read('UPLOAD_MAX_MB'), 'UPLOAD_MAX_MB', 100, 1, 1_048_576) * 2 ** 20,
+      contextMaxBytes: integer(read('CONTEXT_MAX_MB'), 'CONTEXT_MAX_MB', 1024, 1, 1_048_576) * 2 ** 20,
+      sourceTimeoutSeconds: integer(read('SOURCE_TIMEOUT_SECONDS'), 'SOURCE_TIMEOUT_SECONDS', 300, 5, 86_400),
+    },
   };
+}
+
+function list(raw: string | undefined): string[] {
+  return (raw ?? '').split(',').map((item) => item.trim()).filter((item) => item !== '');
+}
+
+function secretKey(raw: string | undefined): Buffer | null {
+  if (raw === undefined) return null;
+  const key = Buffer.from(raw, 'base64');
+  if (key.length !== 32) throw new ConfigError('SECRET_KEY must be 32 bytes in base64 (make one with `openssl rand -base64 32`)');
+  return key;
+}
+
+function namespace(raw: string): string {
+  if (!/^[a-z0-9]+(?:[._-][a-z0-9]+)*$/.test(raw)) {
+    throw new ConfigError(`IMAGE_NAMESPACE must be lower-case letters and digits, with . _ - between them (got "${raw}")`);
+  }
+  return raw;
+}
+
+function buildNetwork(raw: string): string {
+  if (raw === 'host' || raw === 'bridge' || raw.startsWith('container:')) {
+    throw new ConfigError(`BUILD_NETWORK must be none or a network made for builds, not "${raw}"`);
+  }
+  return raw;
 }
 
 function integer(raw: string | undefined, name: string, fallback: number, min: number, max: number): number {

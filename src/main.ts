@@ -9,6 +9,14 @@ import { AuthService } from './auth/auth.service.ts';
 import { createGraphqlHandler, GRAPHQL_PATH } from './graphql/yoga.ts';
 import { createHttpServer } from './http/server.ts';
 import type { Services } from './http/context.ts';
+import { SecretBox } from './auth/secret-box.ts';
+import { LogsService } from './domain/logs/logs.service.ts';
+import { ImagesService } from './domain/images/images.service.ts';
+import { BUILD_TASK, BuildsService } from './domain/builds/builds.service.ts';
+import { BuildRunner } from './domain/builds/build-runner.ts';
+import { DEFAULT_CONTEXT_LIMITS } from './domain/builds/context/index.ts';
+import { TaskQueue } from './scheduler/queue.ts';
+import { Worker } from './scheduler/worker.ts';
 
 export interface Dockyard {
   /** Base URL of the HTTP server, e.g. http://127.0.0.1:4000 */
@@ -25,9 +33,25 @@ export async function startDockyard(config: Config): Promise<Dockyard> {
   });
   const engine = new DockerEngine(config.dockerHost);
 
+  const secrets = SecretBox.open(config.secretKey, config.dataDir);
+  const queue = new TaskQueue(orm, events.bus);
+  const logs = new LogsService(orm, events.bus);
+  const limits = { ...DEFAULT_CONTEXT_LIMITS, maxArchiveBytes: config.builds.uploadMaxBytes, maxExpandedBytes: config.builds.contextMaxBytes };
+
   const users = new UsersService(orm, config);
   const auth = new AuthService(orm, users, events.bus, config.sessionTtlMs);
-  const services: Services = { users, auth, bus: events.bus };
+  const images = new ImagesService(orm, engine, secrets);
+  const builds = new BuildsService({ instanceId: config.instanceId, orm, bus: events.bus, queue, logs, secrets, settings: config.builds, dataDir: config.dataDir, limits });
+  const services: Services = { users, auth, images, builds, bus: events.bus };
+
+  const buildRunner = new BuildRunner({ orm, bus: events.bus, engine, logs, builds, secrets, settings: config.builds, dataDir: config.dataDir, limits });
+  // BUILD_CONCURRENCY=0: an API-only instance; builds run on the others.
+  const worker =
+    config.builds.concurrency > 0
+      ? new Worker(queue, events.bus, { workerId: config.instanceId, concurrency: config.builds.concurrency, handlers: { [BUILD_TASK]: buildRunner.run } })
+      : null;
+  buildRunner.start();
+  await worker?.start();
 
   const policy = { allowedOrigins: config.allowedOrigins, trustProxy: config.trustProxy, publicUrl: config.publicUrl };
   const yoga = createGraphqlHandler(config, services, policy);
@@ -60,6 +84,10 @@ export async function startDockyard(config: Config): Promise<Dockyard> {
     services,
     close: async () => {
       await http.close(config.shutdownGraceMs);
+      // Builds still running end ERRORED (their engine request cannot outlive the process).
+      buildRunner.abortAll();
+      await worker?.stop();
+      await buildRunner.stop();
       await Promise.allSettled([orm.close(), events.close()]);
     },
   };

@@ -5,6 +5,7 @@ import type { User } from '../domain/users/user.entity.ts';
 import type { AccountEvent } from '../events/topics.ts';
 import { clearedSessionCookie, sessionCookie } from './cookies.ts';
 import type { ApiToken } from './api-token.entity.ts';
+import { DomainError } from '../domain/errors.ts';
 
 const ApiTokenRef = builder.objectRef<ApiToken>('ApiToken').implement({
   description: 'A named credential for scripts and old clients: `Authorization: Bearer <token>`. The secret is shown once, at creation.',
@@ -65,8 +66,10 @@ builder.mutationFields((t) => ({
       password: t.arg.string({ required: true }),
     },
     resolve: async (_root, args, context) => {
+      // A session lives in a cookie, and a WebSocket cannot set one: there it would be a session nobody holds.
+      if (!context.responseCookies) throw new DomainError('INVALID_INPUT', 'Log in over HTTP; over WebSocket, use a session cookie or an API token.');
       const { user, token, expiresAt } = await context.services.auth.login(args.login, args.password);
-      context.responseCookies?.push(sessionCookie(token, expiresAt, context.secureCookies));
+      context.responseCookies.push(sessionCookie(token, expiresAt, context.secureCookies));
       return { user, expiresAt };
     },
   }),

@@ -38,6 +38,10 @@ export async function openDatabase({ databaseUrl, dataDir }: DatabaseOptions): P
     orm = (await PgliteOrm.init({ ...common, dbName: dir })) as unknown as Orm;
   }
   try {
+    // The migrator would create a missing database; a mistyped name must fail instead.
+    await orm.connect();
+    const connection = await orm.checkConnection();
+    if (!connection.ok) throw new Error(connection.reason);
     await orm.migrator.up();
   } catch (error) {
     await orm.close().catch(() => {});

@@ -31,6 +31,7 @@ export const ERROR_CODES = {
   TOO_LARGE: 'The upload or download is over the size cap.',
   // objects
   NOT_FOUND: 'No such object.',
+  CONFLICT: 'The object is busy.',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

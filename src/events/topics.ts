@@ -19,9 +19,29 @@ export interface TaskAdded {
   kind: string;
 }
 
+export interface LogAppended {
+  /** The highest sequence number now stored. */
+  lastSeq: number;
+}
+
+export interface BuildUpdated {
+  buildId: string;
+  state: string;
+}
+
+export interface BuildCancelRequested {
+  buildId: string;
+}
+
 export type Topics = {
   /** Security-relevant changes to one user's account, scoped by user id. */
   account: [userId: string, event: AccountEvent];
   /** A task entered the queue: wakes idle workers on every instance. */
   taskAdded: [event: TaskAdded];
+  /** Log lines were stored for `<source>:<id>` (e.g. `build:12`): wakes live readers, who read them from the database. */
+  logAppended: [logKey: string, event: LogAppended];
+  /** A build changed state, phase or progress. */
+  buildUpdated: [buildId: string, event: BuildUpdated];
+  /** Someone asked to cancel a running build: the instance running it stops it. */
+  buildCancelRequested: [event: BuildCancelRequested];
 };

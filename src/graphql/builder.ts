@@ -4,13 +4,17 @@ import SchemaBuilder from '@pothos/core';
 import ScopeAuthPlugin from '@pothos/plugin-scope-auth';
 import { GraphQLError, Kind } from 'graphql';
 import type { RequestContext } from '../http/context.ts';
+import type { FileUpload } from 'graphql-upload-minimal';
 import { DomainError } from '../domain/errors.ts';
 
 export const builder = new SchemaBuilder<{
   Context: RequestContext;
   AuthScopes: { user: boolean };
   DefaultFieldNullability: false;
-  Scalars: { DateTime: { Input: Date; Output: Date | string } };
+  Scalars: {
+    DateTime: { Input: Date; Output: Date | string };
+    Upload: { Input: Promise<FileUpload>; Output: never };
+  };
 }>({
   plugins: [ScopeAuthPlugin],
   defaultFieldNullability: false,
@@ -29,6 +33,19 @@ builder.scalarType('DateTime', {
   parseLiteral: (ast) => {
     if (ast.kind !== Kind.STRING) throw new GraphQLError('DateTime must be a string');
     return parseDate(ast.value);
+  },
+});
+
+builder.scalarType('Upload', {
+  description: 'A file sent with a GraphQL multipart request (https://github.com/jaydenseric/graphql-multipart-request-spec).',
+  serialize: () => {
+    throw new GraphQLError('Upload is an input-only scalar');
+  },
+  // graphql-upload-minimal puts an Upload object where the file goes; its promise gives the file.
+  parseValue: (value) => {
+    const upload = value as { promise?: Promise<FileUpload> } | null;
+    if (!upload?.promise) throw new DomainError('INVALID_INPUT', 'Send files as a GraphQL multipart request.');
+    return upload.promise;
   },
 });
 

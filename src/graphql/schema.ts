@@ -3,6 +3,9 @@ import { lexicographicSortSchema, type GraphQLSchema } from 'graphql';
 import { builder } from './builder.ts';
 import '../domain/users/users.schema.ts';
 import '../auth/auth.schema.ts';
+import '../domain/logs/logs.schema.ts';
+import '../domain/images/images.schema.ts';
+import '../domain/builds/builds.schema.ts';
 
 let schema: GraphQLSchema | undefined;
 

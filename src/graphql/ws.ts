@@ -32,7 +32,9 @@ export function serveGraphqlWs(wss: WebSocketServer, yoga: Yoga): { dispose(): v
             rootValue,
           } satisfies ExecutionArgs;
         } catch (error) {
-          return [maskError(error, 'Unexpected error.') as GraphQLError];
+          const masked = maskError(error, 'Unexpected error.') as GraphQLError;
+          if (masked !== error) console.error('graphql-ws: operation failed', error);
+          return [masked];
         }
       },
       onNext: (_ctx, _id, _payload, _args, result) =>

@@ -5,6 +5,7 @@ import { GraphQLError, type ValidationContext, type ValidationRule } from 'graph
 import { createYoga, type Plugin, type YogaServerInstance } from 'graphql-yoga';
 import { useCSRFPrevention } from '@graphql-yoga/plugin-csrf-prevention';
 import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor';
+import { processRequest } from 'graphql-upload-minimal';
 import type { Config } from '../config.ts';
 import { contextForRequest, type RequestContext, type Services } from '../http/context.ts';
 import type { OriginPolicy } from '../http/origins.ts';
@@ -13,6 +14,7 @@ import { getSchema } from './schema.ts';
 
 export const GRAPHQL_PATH = '/graphql';
 export const CSRF_HEADER = 'x-graphql-yoga-csrf';
+const MAX_UPLOAD_FILES = 101;
 
 /** How the WebSocket transport hands its upgrade request to the same context factory. */
 export interface WsServerContext {
@@ -36,8 +38,24 @@ export function createGraphqlHandler(config: Config, services: Services, policy:
     },
   };
 
+  // GraphQL multipart requests stream their files (graphql-upload-minimal) instead of yoga's parser,
+  // which would hold each file in memory. Limits are enforced while streaming.
+  const uploads: Plugin = {
+    onRequestParse({ request, serverContext, setRequestParser }) {
+      if (!request.headers.get('content-type')?.startsWith('multipart/form-data')) return;
+      const { req, res } = serverContext as unknown as { req: IncomingMessage; res: ServerResponse };
+      // The services count bytes themselves and fail with TOO_LARGE at the cap. This parser's limit is a
+      // backstop above it (with room for what its buffers hold ahead of the reader): when it trips it
+      // stops the file stream without ending it, which would leave the reader waiting.
+      const maxFileSize = config.builds.uploadMaxBytes + 2 ** 20;
+      setRequestParser(() => processRequest(req, res, { maxFileSize, maxFiles: MAX_UPLOAD_FILES }) as Promise<never>);
+    },
+  };
+
   return createYoga<NodeServerContext, RequestContext>({
     schema: getSchema(),
+    // The body of a multipart request is read by the uploads plugin, as a stream; JSON bodies are capped in http/server.ts.
+    maxRequestBodySize: false,
     graphqlEndpoint: GRAPHQL_PATH,
     landingPage: false,
     graphiql: config.graphiql ? { subscriptionsProtocol: 'WS', title: 'Dockyard' } : false,
@@ -52,11 +70,12 @@ export function createGraphqlHandler(config: Config, services: Services, policy:
         maxAliases: { n: limits.maxAliases, ...reject },
         costLimit: { maxCost: limits.maxCost, ...reject },
         maxDirectives: { n: limits.maxDirectives, ...reject },
-        maxTokens: { n: limits.maxTokens },
+        maxTokens: { n: limits.maxTokens, ...reject, onReject: [(_context, error) => { throw new GraphQLError(error.message, { extensions: { code: 'QUERY_TOO_COMPLEX' } }); }] },
         blockFieldSuggestion: { enabled: !config.graphiql },
       }),
       ...(config.graphiql ? [] : [disableIntrospection()]),
       setCookies,
+      uploads,
     ],
     context: async (initial) => {
       if ('wsRequest' in initial) {

@@ -5,6 +5,8 @@ import { API_TOKEN_PREFIX } from '../auth/auth.service.ts';
 import { SESSION_COOKIE, parseCookies } from '../auth/cookies.ts';
 import { DomainError } from '../domain/errors.ts';
 import type { UsersService } from '../domain/users/users.service.ts';
+import type { ImagesService } from '../domain/images/images.service.ts';
+import type { BuildsService } from '../domain/builds/builds.service.ts';
 import type { EventBus } from '../events/pubsub.ts';
 import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
@@ -13,6 +15,8 @@ import { originAllowed, secureCookies, type OriginPolicy } from './origins.ts';
 export interface Services {
   users: UsersService;
   auth: AuthService;
+  images: ImagesService;
+  builds: BuildsService;
   bus: EventBus;
 }
 
@@ -64,12 +68,6 @@ export async function createRequestContext(
     }
   }
   return context;
-}
-
-/** The viewer, or the error that explains why there is none. For resolvers and handlers that need a user. */
-export function requireViewer(context: RequestContext): Viewer {
-  if (context.viewer) return context.viewer;
-  throw context.authError ?? new DomainError('UNAUTHENTICATED');
 }
 
 /**

@@ -39,7 +39,10 @@ export function createHttpServer({ yoga, checks, policy, maxWsPayload = 64 * 102
 
   async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const { pathname } = new URL(req.url ?? '/', 'http://localhost');
-    if (pathname === GRAPHQL_PATH) return void (await yoga.requestListener(req, res));
+    if (pathname === GRAPHQL_PATH) {
+      if (tooLargeForJson(req)) return json(res, 413, { errors: [{ message: `A GraphQL request without files is limited to ${MAX_JSON_BODY} bytes.`, extensions: { code: 'TOO_LARGE' } }] });
+      return void (await yoga.requestListener(req, res));
+    }
     if (pathname === '/healthz') return json(res, 200, { status: 'ok' });
     if (pathname === '/readyz') {
       const { ready, checks: results } = await runChecks(checks);
@@ -56,6 +59,8 @@ export function createHttpServer({ yoga, checks, policy, maxWsPayload = 64 * 102
   const ws = serveGraphqlWs(wss, yoga);
 
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    // Node drops its own error handler before 'upgrade': a reset socket would otherwise crash the process.
+    socket.on('error', () => socket.destroy());
     const { pathname } = new URL(req.url ?? '/', 'http://localhost');
     const encrypted = Boolean((req.socket as TLSSocket).encrypted);
     if (closing || pathname !== GRAPHQL_PATH) return refuseUpgrade(socket, closing ? 503 : 404);
@@ -90,6 +95,13 @@ export function createHttpServer({ yoga, checks, policy, maxWsPayload = 64 * 102
   };
 }
 
+/** Bodies other than multipart uploads are small; a larger declared length is refused before it is read. */
+const MAX_JSON_BODY = 1024 * 1024;
+function tooLargeForJson(req: IncomingMessage): boolean {
+  if (req.headers['content-type']?.startsWith('multipart/form-data')) return false;
+  return Number(req.headers['content-length'] ?? 0) > MAX_JSON_BODY;
+}
+
 function json(res: ServerResponse, status: number, body: unknown): void {
   res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' });
   res.end(JSON.stringify(body));
@@ -97,5 +109,5 @@ function json(res: ServerResponse, status: number, body: unknown): void {
 
 function refuseUpgrade(socket: Duplex, status: 403 | 404 | 503): void {
   const text = { 403: 'Forbidden', 404: 'Not Found', 503: 'Service Unavailable' }[status];
-  socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+  socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`, () => socket.destroy());
 }

@@ -7,7 +7,59 @@ export interface EngineInfo {
   apiVersion: string;
 }
 
+/** Everything a build may set. The adapter turns it into engine parameters through a fixed template. */
+export interface ImageBuildSpec {
+  /** An uncompressed tar of the build context, made and checked by the service. */
+  context: NodeJS.ReadableStream;
+  /** Path of the Dockerfile inside the context. */
+  dockerfile: string;
+  /** Full references (`repository:tag`) the result is tagged with. */
+  tags: string[];
+  buildArgs: Record<string, string>;
+  /** User labels; the adapter adds the service's own. */
+  labels: Record<string, string>;
+  serviceLabels: Record<string, string>;
+  target: string | null;
+  noCache: boolean;
+  memoryBytes: number;
+  cpus: number;
+  network: string;
+  signal: AbortSignal;
+}
+
+export interface EngineImage {
+  id: string;
+  sizeBytes: number;
+  repoTags: string[];
+}
+
+export interface RegistryAuth {
+  username: string;
+  password: string;
+  serveraddress: string;
+}
+
+/** The Dockerfile itself failed (a RUN step exited non-zero, an unknown instruction…): the user's to fix. */
+export class ImageBuildFailed extends Error {
+  override name = 'ImageBuildFailed';
+}
+
+/** The registry refused the push (credentials, permissions, name). */
+export class ImagePushFailed extends Error {
+  override name = 'ImagePushFailed';
+}
+
 export interface ContainerEngine {
   /** Version details when the engine answers; throws when it does not. */
   info(): Promise<EngineInfo>;
+  /** Builds, streaming each chunk of output to `onOutput`; throws ImageBuildFailed for a failing Dockerfile. */
+  buildImage(spec: ImageBuildSpec, onOutput: (text: string) => void): Promise<{ imageId: string }>;
+  inspectImage(reference: string): Promise<EngineImage | null>;
+  tagImage(imageId: string, repository: string, tag: string): Promise<void>;
+  /** Pushes `repository:tag`; returns the manifest digest the registry reported. */
+  pushImage(repository: string, tag: string, auth: RegistryAuth | null, signal: AbortSignal, onOutput: (text: string) => void): Promise<{ digest: string | null }>;
+  /** Removes an image by id or reference, with all its tags; a missing image is not an error. */
+  removeImage(reference: string): Promise<void>;
+  /** Removes every image carrying this label value (what the service built for one of its images). */
+  removeImagesLabelled(label: string, value: string): Promise<number>;
 }

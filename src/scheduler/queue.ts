@@ -29,6 +29,8 @@ export interface AddOptions {
   maxAttempts?: number;
   /** Add inside this transaction, so that the task exists exactly when the row it drives does. */
   em?: SqlEntityManager;
+  /** Only the worker with this id may run it (it needs files that only that instance has). */
+  affinity?: string | null;
 }
 
 interface TaskRow {
@@ -56,6 +58,7 @@ export class TaskQueue {
       JSON.stringify(payload ?? {}),
       options.runAt ?? new Date(),
       options.maxAttempts ?? 1,
+      options.affinity ?? null,
     ]);
     if (!options.em) this.wake(kind);
     return String(row!.id);
@@ -66,7 +69,7 @@ export class TaskQueue {
   }
 
   async claim(workerId: string, kinds: string[]): Promise<Task | null> {
-    const [row] = await this.#orm.em.fork().execute<TaskRow[]>(CLAIM, [workerId, kinds]);
+    const [row] = await this.#orm.em.fork().execute<TaskRow[]>(CLAIM, [workerId, kinds, workerId]);
     if (!row) return null;
     return { id: String(row.id), kind: row.kind, payload: row.payload, attempts: row.attempts, maxAttempts: row.max_attempts };
   }

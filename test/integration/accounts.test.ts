@@ -42,6 +42,14 @@ describe('register', () => {
     expect(errorCodes(again)).toEqual(['EMAIL_TAKEN']);
   });
 
+  it('frees the login and email of a registration whose confirmation expired', async () => {
+    const { login, email } = await registerUser(server.graphqlUrl);
+    await db.query(`update users set confirmation_expires_at = now() - interval '1 second' where login = $1`, [login]);
+    const again = await anonymous().request(RegisterDocument, { login, password: PASSWORD, email });
+    expect(again.errors).toBeUndefined();
+    expect(again.data!.register.user.login).toBe(login);
+  });
+
   it('settles a race for the same login with exactly one account', async () => {
     const login = uniqueLogin('race');
     const attempts = await Promise.all(

@@ -123,6 +123,7 @@ describe('operation limits', () => {
   it('refuses a document with more tokens than GRAPHQL_MAX_TOKENS', async () => {
     const client = await clientWith({ GRAPHQL_MAX_TOKENS: '200' });
     const result = await client.raw({ query: `{ ${'__typename '.repeat(250)} }` });
+    expect(errorCodes(result)).toEqual(['QUERY_TOO_COMPLEX']);
     expect(result.errors![0]!.message).toMatch(/Token limit of 200/);
     expect(result.data).toBeUndefined();
   });

@@ -28,8 +28,8 @@ describe('accounts over graphql-ws', () => {
     const registered = await execute(anonymous, RegisterDocument, { login, password: PASSWORD, email: `${login}@example.test` });
     const token = registered.data!.register.confirmationToken;
     expect((await execute(anonymous, ConfirmAccountDocument, { login, token })).data!.confirmAccount.confirmed).toBe(true);
-    const loggedIn = await execute(anonymous, LoginDocument, { login, password: PASSWORD });
-    expect(loggedIn.data!.login.user.login).toBe(login);
+    // No cookie can be set over a WebSocket, so no session is made there.
+    expect(errorCodes(await execute(anonymous, LoginDocument, { login, password: PASSWORD }))).toEqual(['INVALID_INPUT']);
     await anonymous.dispose();
 
     // A session made over HTTP, presented as the upgrade request's cookie.
@@ -86,7 +86,6 @@ describe('account errors over graphql-ws', () => {
     expect(errorCodes(await register({ login: uniqueLogin(), password: '', email: 'e@example.test' }))).toEqual(['WEAK_PASSWORD']);
     expect(errorCodes(await register({ login: uniqueLogin(), password: PASSWORD, email: 'nope' }))).toEqual(['INVALID_EMAIL']);
     expect(errorCodes(await register({ login: '!', password: PASSWORD, email: 'e@example.test' }))).toEqual(['INVALID_LOGIN']);
-    expect(errorCodes(await execute(ws, LoginDocument, { login, password: 'wrong password' }))).toEqual(['INVALID_CREDENTIALS']);
     expect(errorCodes(await execute(ws, ConfirmAccountDocument, { login, token: 'wrong' }))).toEqual(['INVALID_CONFIRMATION_TOKEN']);
     expect(errorCodes(await execute(ws, CreateApiTokenDocument, { name: 'x' }))).toEqual(['UNAUTHENTICATED']);
     const { email } = (await client.request(MeDocument)).data!.me;

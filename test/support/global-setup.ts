@@ -1,14 +1,35 @@
-// Once per run: an empty `test` database with every migration applied, so that test files can start
-// servers in parallel without racing to migrate.
-import { Client } from 'pg';
+// Once per run: a fresh database with every migration applied, on the PostgreSQL server that
+// TEST_DATABASE_URL names, so that runs (CI, a developer, a second checkout) never share state.
+// Test files start servers in parallel on it without racing to migrate. Dropped at the end.
+import type { TestProject } from 'vitest/node';
+import pg from 'pg';
 import { openDatabase } from '../../src/db/orm.ts';
-import { TEST_DATABASE_URL } from './env.ts';
 
-export default async function setup(): Promise<void> {
-  const client = new Client({ connectionString: TEST_DATABASE_URL });
-  await client.connect();
-  await client.query('drop schema if exists public cascade; create schema public;');
-  await client.end();
-  const orm = await openDatabase({ databaseUrl: TEST_DATABASE_URL, dataDir: '/nonexistent' });
+declare module 'vitest' {
+  export interface ProvidedContext {
+    databaseUrl: string;
+  }
+}
+
+const SERVER_URL = process.env.TEST_DATABASE_URL ?? 'postgres://root@127.0.0.1:5432/test';
+
+export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  const name = `dockyard_test_${Date.now().toString(36)}_${process.pid}`;
+  await admin(`create database "${name}"`);
+  const url = new URL(SERVER_URL);
+  url.pathname = `/${name}`;
+  const orm = await openDatabase({ databaseUrl: url.href, dataDir: '/nonexistent' });
   await orm.close();
+  project.provide('databaseUrl', url.href);
+  return () => admin(`drop database if exists "${name}" with (force)`);
+}
+
+async function admin(sql: string): Promise<void> {
+  const client = new pg.Client({ connectionString: SERVER_URL });
+  await client.connect();
+  try {
+    await client.query(sql);
+  } finally {
+    await client.end();
+  }
 }

@@ -10,7 +10,7 @@ export interface GraphqlResult<TData> {
 }
 
 export class GraphqlClient {
-  readonly url: string;
+  url: string;
   /** Cookies the server set, sent back on each request (name → value). */
   readonly cookies = new Map<string, string>();
   bearer: string | undefined;

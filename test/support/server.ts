@@ -1,4 +1,5 @@
 // Starts real Dockyard instances in the test process, on PostgreSQL and Redis unless told otherwise.
+import { randomUUID } from 'node:crypto';
 import { afterAll } from 'vitest';
 import { parseConfig, type Config } from '../../src/config.ts';
 import { startDockyard, type Dockyard } from '../../src/main.ts';
@@ -18,6 +19,9 @@ export async function startTestServer(env: Record<string, string | undefined> = 
     DATABASE_URL: TEST_DATABASE_URL,
     REDIS_URL: TEST_REDIS_URL,
     SHUTDOWN_GRACE_MS: '2000',
+    // Test files share the database: only servers that test builds run them, each under its own worker id.
+    BUILD_CONCURRENCY: '0',
+    INSTANCE_ID: `test-${randomUUID()}`,
     ...env,
   });
   const dockyard = await startDockyard(config);

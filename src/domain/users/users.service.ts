@@ -19,7 +19,7 @@ export interface RegisterInput {
 }
 
 const LOGIN_PATTERN = /^[a-z0-9][a-z0-9_.-]{1,39}$/;
-// Pragmatic: one @, no spaces, a dot in the domain. Deliverability is what confirmation proves.
+// Pragmatic: one @, no spaces, a dot in the domain.
 const EMAIL_PATTERN = /^[^\s@]{1,64}@[^\s@.]+(\.[^\s@.]+)+$/;
 
 export class UsersService {
@@ -41,6 +41,8 @@ export class UsersService {
     checkPasswordPolicy(input.password, login, this.#settings.passwordMinLength);
 
     const em = this.#orm.em.fork();
+    // An unconfirmed registration whose token expired no longer holds its login and email.
+    await em.nativeDelete(User, { $or: [{ login }, { email }], confirmedAt: null, confirmationExpiresAt: { $lt: new Date() } });
     // Friendly answers for the common case; the unique constraints below settle races.
     const taken = await em.findOne(User, { $or: [{ login }, { email }] });
     if (taken) throw takenError(taken.login === login ? 'users_login_unique' : 'users_email_unique');
@@ -67,7 +69,7 @@ export class UsersService {
   /** Confirms the account. Repeating a successful confirmation with the same token succeeds again. */
   async confirm(loginInput: string, token: string): Promise<User> {
     const em = this.#orm.em.fork();
-    const user = await em.findOne(User, { login: loginInput.trim().toLowerCase() });
+    const user = await em.findOne(User, { login: loginKey(loginInput) });
     // An unknown login and a wrong token get the same answer.
     if (!user || token === '' || !secretMatches(token, user.confirmationHash)) {
       throw new DomainError('INVALID_CONFIRMATION_TOKEN');
@@ -82,22 +84,21 @@ export class UsersService {
   /** The account these credentials belong to; INVALID_CREDENTIALS for an unknown login or a wrong password alike. */
   async verifyCredentials(loginInput: string, password: string): Promise<User> {
     const em = this.#orm.em.fork();
-    const user = await em.findOne(User, { login: loginInput.trim().toLowerCase() });
+    const user = await em.findOne(User, { login: loginKey(loginInput) });
     const valid = await verifyPassword(user?.passwordHash ?? (await this.#dummyHash), password);
     if (!user || !valid) throw new DomainError('INVALID_CREDENTIALS');
     if (!user.confirmedAt && !this.#settings.allowUnconfirmedLogin) throw new DomainError('ACCOUNT_NOT_CONFIRMED');
     return user;
   }
+}
 
-  async get(id: number): Promise<User> {
-    const user = await this.#orm.em.fork().findOne(User, { id });
-    if (!user) throw new DomainError('NOT_FOUND');
-    return user;
-  }
+/** Logins are stored lower-case and compared that way. */
+function loginKey(raw: string): string {
+  return raw.trim().toLowerCase();
 }
 
 function normaliseLogin(raw: string): string {
-  const login = raw.trim().toLowerCase();
+  const login = loginKey(raw);
   if (login === '') throw new DomainError('INVALID_LOGIN', 'The login must not be empty.', 'login');
   if (!LOGIN_PATTERN.test(login)) {
     throw new DomainError(

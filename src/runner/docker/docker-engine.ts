@@ -1,6 +1,8 @@
-// The ContainerEngine adapter on the Docker Engine API (dockerode).
+// The ContainerEngine adapter on the Docker Engine API (dockerode). Every engine parameter comes from
+// the fixed templates here; user input only fills values that the domain has already checked.
 import Docker from 'dockerode';
-import type { ContainerEngine, EngineInfo } from '../engine.ts';
+import type { ContainerEngine, EngineImage, EngineInfo, ImageBuildSpec, RegistryAuth } from '../engine.ts';
+import { ImageBuildFailed, ImagePushFailed } from '../engine.ts';
 import { withTimeout } from '../../util/with-timeout.ts';
 
 /** Turns DOCKER_HOST (`unix:///path` or `tcp://host:port`) into dockerode options. */
@@ -8,6 +10,38 @@ export function dockerOptions(dockerHost: string): Docker.DockerOptions {
   if (dockerHost.startsWith('unix://')) return { socketPath: dockerHost.slice('unix://'.length) };
   const { hostname, port } = new URL(dockerHost);
   return { host: hostname, port: Number(port), protocol: 'http' };
+}
+
+interface ProgressMessage {
+  stream?: string;
+  status?: string;
+  progress?: string;
+  id?: string;
+  error?: string;
+  errorDetail?: { message?: string };
+  aux?: { ID?: string; Digest?: string; Tag?: string };
+}
+
+/** The query of `POST /build`: the classic builder (the one that honours memory and CPU limits), no pulls, no cache reuse unless asked. */
+export function buildQuery(spec: ImageBuildSpec): Record<string, unknown> {
+  return {
+    version: '1',
+    t: spec.tags,
+    dockerfile: spec.dockerfile,
+    buildargs: spec.buildArgs,
+    labels: { ...spec.labels, ...spec.serviceLabels },
+    ...(spec.target ? { target: spec.target } : {}),
+    nocache: spec.noCache,
+    pull: false,
+    rm: true,
+    forcerm: true,
+    networkmode: spec.network,
+    memory: spec.memoryBytes,
+    memswap: spec.memoryBytes,
+    cpuperiod: 100_000,
+    cpuquota: spec.cpus * 100_000,
+    shmsize: 64 * 2 ** 20,
+  };
 }
 
 export class DockerEngine implements ContainerEngine {
@@ -21,4 +55,107 @@ export class DockerEngine implements ContainerEngine {
     const version = await withTimeout(this.docker.version(), 3000, 'Docker engine version request');
     return { name: 'docker', version: version.Version, apiVersion: version.ApiVersion };
   }
+
+  async buildImage(spec: ImageBuildSpec, onOutput: (text: string) => void): Promise<{ imageId: string }> {
+    const stream = await this.docker.buildImage(spec.context, { ...buildQuery(spec), abortSignal: spec.signal } as Docker.ImageBuildOptions);
+    let imageId: string | null = null;
+    await readProgress(stream, spec.signal, (message) => {
+      if (message.stream) onOutput(message.stream);
+      if (message.aux?.ID) imageId = message.aux.ID;
+      // A failed build still answers 200: the failure is a message in the stream.
+      if (message.error) throw new ImageBuildFailed(message.errorDetail?.message ?? message.error);
+    });
+    if (!imageId) throw new Error('the engine finished the build without reporting an image id');
+    return { imageId };
+  }
+
+  async inspectImage(reference: string): Promise<EngineImage | null> {
+    try {
+      const image = await this.docker.getImage(reference).inspect();
+      return { id: image.Id, sizeBytes: image.Size, repoTags: image.RepoTags ?? [] };
+    } catch (error) {
+      if ((error as { statusCode?: number }).statusCode === 404) return null;
+      throw error;
+    }
+  }
+
+  async tagImage(imageId: string, repository: string, tag: string): Promise<void> {
+    await this.docker.getImage(imageId).tag({ repo: repository, tag });
+  }
+
+  async pushImage(repository: string, tag: string, auth: RegistryAuth | null, signal: AbortSignal, onOutput: (text: string) => void): Promise<{ digest: string | null }> {
+    const stream = (await this.docker.getImage(repository).push({
+      tag,
+      // The engine wants an auth header even for anonymous pushes.
+      authconfig: auth ?? { username: '', password: '', serveraddress: repository.split('/')[0]! },
+      abortSignal: signal,
+    } as Docker.ImagePushOptions)) as NodeJS.ReadableStream;
+    let digest: string | null = null;
+    await readProgress(stream, signal, (message) => {
+      if (message.error) throw new ImagePushFailed(message.errorDetail?.message ?? message.error);
+      if (message.aux?.Digest) digest = message.aux.Digest;
+      if (message.status && !message.progress) onOutput(`${message.id ? `${message.id}: ` : ''}${message.status}\n`);
+    });
+    return { digest };
+  }
+
+  async removeImagesLabelled(label: string, value: string): Promise<number> {
+    const images = await this.docker.listImages({ filters: labelFilter(label, value) });
+    for (const image of images) await this.removeImage(image.Id);
+    return images.length;
+  }
+
+  async removeImage(reference: string): Promise<void> {
+    try {
+      await this.docker.getImage(reference).remove({ force: true, noprune: false });
+    } catch (error) {
+      if ((error as { statusCode?: number }).statusCode !== 404) throw error;
+    }
+  }
+}
+
+export function labelFilter(label: string, value: string): string {
+  return JSON.stringify({ label: [`${label}=${value}`] });
+}
+
+/** Reads the engine's newline-delimited JSON progress stream; a throwing handler ends it with that error. */
+function readProgress(stream: NodeJS.ReadableStream, signal: AbortSignal, handle: (message: ProgressMessage) => void): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let pending = '';
+    let failed = false;
+    const fail = (error: unknown) => {
+      if (failed) return;
+      failed = true;
+      (stream as NodeJS.ReadableStream & { destroy?: () => void }).destroy?.();
+      reject(error);
+    };
+    const onAbort = () => fail(signal.reason ?? new Error('aborted'));
+    if (signal.aborted) return onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    stream.on('data', (chunk: Buffer) => {
+      const lines = (pending + chunk.toString('utf8')).split('\n');
+      pending = lines.pop()!;
+      for (const line of lines) {
+        if (line.trim() === '' || failed) continue;
+        try {
+          handle(JSON.parse(line) as ProgressMessage);
+        } catch (error) {
+          fail(error instanceof SyntaxError ? new Error(`unreadable engine output: ${line.slice(0, 200)}`) : error);
+        }
+      }
+    });
+    stream.on('error', fail);
+    stream.on('end', () => {
+      signal.removeEventListener('abort', onAbort);
+      if (failed) return;
+      if (pending.trim() !== '') {
+        try {
+          handle(JSON.parse(pending) as ProgressMessage);
+        } catch (error) {
+          return fail(error);
+        }
+      }
+      resolve();
+    });
+  });
 }

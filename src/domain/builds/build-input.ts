@@ -1,0 +1,78 @@
+// Checks of the options a user gives a build, before anything is stored or sent to the engine.
+import { DomainError } from '../errors.ts';
+
+export const IMAGE_NAME_PATTERN = /^[a-z0-9]+(?:[._-][a-z0-9]+)*$/;
+const TAG_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
+const BUILD_ARG_PATTERN = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
+const LABEL_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$/;
+const TARGET_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
+/** `host`, `host:port`, IPv4 or `[IPv6]`, with an optional port: what a registry address may be. */
+const REGISTRY_PATTERN = /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?)*|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/;
+const MAX_TAGS = 10;
+const MAX_PAIRS = 50;
+const MAX_VALUE_LENGTH = 4096;
+/** Labels the service sets on what it builds and runs; users may not set or fake them. */
+export const SERVICE_LABEL_PREFIX = 'io.dockyard.';
+
+export function checkImageName(name: string): string {
+  const trimmed = name.trim();
+  if (trimmed.length > 128 || !IMAGE_NAME_PATTERN.test(trimmed)) {
+    throw new DomainError('INVALID_INPUT', 'An image name has lower-case letters and digits, with single . _ or - between them (at most 128).', 'imageName');
+  }
+  return trimmed;
+}
+
+export function checkTags(tags: string[]): string[] {
+  if (tags.length > MAX_TAGS) throw new DomainError('INVALID_INPUT', `At most ${MAX_TAGS} tags.`, 'tags');
+  for (const tag of tags) {
+    if (!TAG_PATTERN.test(tag)) throw new DomainError('INVALID_INPUT', `"${tag.slice(0, 140)}" is not a valid tag.`, 'tags');
+  }
+  return [...new Set(tags)];
+}
+
+export interface KeyValue {
+  key: string;
+  value: string;
+}
+
+export function checkBuildArgs(pairs: KeyValue[]): Record<string, string> {
+  return checkPairs(pairs, 'buildArgs', (key) => BUILD_ARG_PATTERN.test(key));
+}
+
+export function checkLabels(pairs: KeyValue[]): Record<string, string> {
+  return checkPairs(pairs, 'labels', (key) => LABEL_PATTERN.test(key) && !key.startsWith(SERVICE_LABEL_PREFIX));
+}
+
+export function checkTarget(target: string | null | undefined): string | null {
+  if (target == null || target === '') return null;
+  if (!TARGET_PATTERN.test(target)) throw new DomainError('INVALID_INPUT', `"${target.slice(0, 140)}" is not a valid build stage name.`, 'target');
+  return target;
+}
+
+export function checkTimeout(seconds: number | null | undefined, maximum: number): number {
+  if (seconds == null) return maximum;
+  if (!Number.isInteger(seconds) || seconds < 1 || seconds > maximum) {
+    throw new DomainError('INVALID_INPUT', `timeoutSeconds must be between 1 and ${maximum}.`, 'timeoutSeconds');
+  }
+  return seconds;
+}
+
+export function checkRegistry(registry: string): string {
+  const trimmed = registry.trim();
+  if (!REGISTRY_PATTERN.test(trimmed)) {
+    throw new DomainError('INVALID_INPUT', 'A registry is a host name or address with an optional port, such as registry.example.com:5000.', 'registry');
+  }
+  return trimmed.toLowerCase();
+}
+
+function checkPairs(pairs: KeyValue[], field: string, keyOk: (key: string) => boolean): Record<string, string> {
+  if (pairs.length > MAX_PAIRS) throw new DomainError('INVALID_INPUT', `At most ${MAX_PAIRS} ${field}.`, field);
+  const result: Record<string, string> = {};
+  for (const { key, value } of pairs) {
+    if (!keyOk(key)) throw new DomainError('INVALID_INPUT', `"${key.slice(0, 140)}" is not an acceptable name in ${field}.`, field);
+    if (key in result) throw new DomainError('INVALID_INPUT', `"${key}" appears twice in ${field}.`, field);
+    if (value.length > MAX_VALUE_LENGTH || value.includes('\0')) throw new DomainError('INVALID_INPUT', `The value of "${key}" in ${field} is too long or holds a NUL.`, field);
+    result[key] = value;
+  }
+  return result;
+}

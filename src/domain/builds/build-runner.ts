@@ -1,0 +1,250 @@
+// Runs one queued build (the scheduler calls `run` for each claimed build task): fetch and check the
+// context, build on the engine while storing every line of output, tag, push, and record the result.
+// Cancel and timeout abort the engine request; whatever happens, the build ends in a final state.
+import { createReadStream } from 'node:fs';
+import { mkdir, readFile, rm } from 'node:fs/promises';
+import path from 'node:path';
+import type { Orm } from '../../db/orm.ts';
+import type { EventBus } from '../../events/pubsub.ts';
+import type { BuildSettings } from '../../config.ts';
+import type { SecretBox } from '../../auth/secret-box.ts';
+import type { ContainerEngine, RegistryAuth } from '../../runner/engine.ts';
+import { ImageBuildFailed, ImagePushFailed } from '../../runner/engine.ts';
+import { DomainError } from '../errors.ts';
+import { Image } from '../images/image.entity.ts';
+import { RegistryCredential } from '../images/registry-credential.entity.ts';
+import { LineSplitter } from '../logs/line-splitter.ts';
+import { LogWriter, type LogsService } from '../logs/logs.service.ts';
+import type { Task } from '../../scheduler/queue.ts';
+import { Build, type BuildPhase, type BuildState } from './build.entity.ts';
+import type { BuildsService } from './builds.service.ts';
+import { downloadTarball, extractTarball, fetchGit, fetchMercurial, lintDockerfile, packContext, resolveContext, type ContextLimits } from './context/index.ts';
+
+class BuildCanceled extends Error {}
+class BuildTimedOut extends Error {}
+class ServiceStopping extends Error {}
+
+export interface BuildRunnerDeps {
+  orm: Orm;
+  bus: EventBus;
+  engine: ContainerEngine;
+  logs: LogsService;
+  builds: BuildsService;
+  secrets: SecretBox;
+  settings: BuildSettings;
+  dataDir: string;
+  limits: ContextLimits;
+}
+
+interface Outcome {
+  state: BuildState;
+  error: string | null;
+}
+
+export class BuildRunner {
+  readonly #deps: BuildRunnerDeps;
+  /** Builds running in this process, by id: cancel requests from any instance abort them here. */
+  readonly #running = new Map<number, AbortController>();
+  #cancelRequests: AsyncIterator<unknown> | null = null;
+
+  constructor(deps: BuildRunnerDeps) {
+    this.#deps = deps;
+  }
+
+  /** Listens for cancel requests, which may come from any instance. */
+  start(): void {
+    const requests = this.#deps.bus.subscribe('buildCancelRequested')[Symbol.asyncIterator]();
+    this.#cancelRequests = requests;
+    void (async () => {
+      for (let step = await requests.next(); !step.done; step = await requests.next()) {
+        const { buildId } = step.value as { buildId: string };
+        this.#running.get(Number(buildId))?.abort(new BuildCanceled());
+      }
+    })();
+  }
+
+  async stop(): Promise<void> {
+    await this.#cancelRequests?.return?.();
+  }
+
+  /** Stops every build running here (on shutdown): they end ERRORED, saying so. */
+  abortAll(): void {
+    for (const controller of this.#running.values()) controller.abort(new ServiceStopping());
+  }
+
+  /** The task handler. */
+  run = async (task: Task): Promise<void> => {
+    const { buildId } = task.payload as { buildId: number };
+    const em = this.#deps.orm.em.fork();
+    const build = await em.findOne(Build, { id: buildId }, { populate: ['image', 'owner'] });
+    if (!build) return;
+    if (build.state === 'RUNNING') {
+      // Claimed again after a crash or restart: its engine request died with the old process.
+      return this.#finish(build, { state: 'ERRORED', error: 'The service stopped while this build was running; start it again.' });
+    }
+    if (build.state !== 'QUEUED') return this.#cleanUp(build);
+    const claimed = await em.nativeUpdate(Build, { id: buildId, state: 'QUEUED' }, { state: 'RUNNING', startedAt: new Date() });
+    if (claimed !== 1) return this.#cleanUp(build);
+    this.#deps.builds.publishUpdate(build.id, 'RUNNING');
+
+    const controller = new AbortController();
+    this.#running.set(build.id, controller);
+    const timer = setTimeout(() => controller.abort(new BuildTimedOut()), build.options.timeoutSeconds * 1000);
+    const log = new LogWriter(this.#deps.logs, 'build', build.id, await this.#deps.logs.nextSeq('build', build.id));
+    let outcome: Outcome;
+    try {
+      if (build.cancelRequestedAt) throw new BuildCanceled();
+      await this.#execute(build, controller.signal, log);
+      outcome = { state: 'SUCCEEDED', error: null };
+    } catch (error) {
+      outcome = outcomeOf(controller.signal.aborted ? controller.signal.reason : error);
+      log.write('system', `${outcome.state}: ${outcome.error}`);
+    } finally {
+      clearTimeout(timer);
+      this.#running.delete(build.id);
+    }
+    await log.flush();
+    await this.#finish(build, outcome);
+  };
+
+  async #execute(build: Build, signal: AbortSignal, log: LogWriter): Promise<void> {
+    const { engine, settings } = this.#deps;
+    const workDir = path.join(this.#deps.dataDir, build.workDir);
+    const { contextDir, dockerfile, commit } = await this.#prepareContext(build, workDir, signal, log);
+    signal.throwIfAborted();
+
+    const versionTag = commit ? commit.slice(0, 12) : timestampTag(new Date());
+    const tags = [...new Set([...(build.options.tags.length > 0 ? build.options.tags : ['latest']), versionTag])];
+    const repository = build.image.repository;
+    await this.#update(build, { phase: 'BUILDING', versionTag, commit });
+
+    const splitter = new LineSplitter();
+    const onLine = (line: string) => {
+      log.write('stdout', line);
+      const step = /^Step (\d+)\/(\d+) :/.exec(line);
+      if (step) void this.#update(build, { stepCurrent: Number(step[1]), stepTotal: Number(step[2]) });
+    };
+    let result: { imageId: string };
+    try {
+      result = await engine.buildImage(
+        {
+          context: packContext(contextDir, this.#deps.limits),
+          dockerfile,
+          tags: tags.map((tag) => `${repository}:${tag}`),
+          buildArgs: build.options.buildArgs,
+          labels: build.options.labels,
+          serviceLabels: { 'io.dockyard.managed': 'true', 'io.dockyard.image': String(build.image.id), 'io.dockyard.build': String(build.id), 'io.dockyard.owner': String(build.owner.id) },
+          target: build.options.target,
+          noCache: build.options.noCache,
+          memoryBytes: settings.memoryBytes,
+          cpus: settings.cpus,
+          network: settings.network,
+          signal,
+        },
+        (chunk) => splitter.push(chunk).forEach(onLine),
+      );
+    } finally {
+      splitter.end().forEach(onLine);
+    }
+    const built = await engine.inspectImage(result.imageId);
+    await this.#update(build, { dockerImageId: result.imageId });
+    const em = this.#deps.orm.em.fork();
+    const image = await em.findOneOrFail(Image, { id: build.image.id });
+    image.dockerImageId = result.imageId;
+    image.sizeBytes = built?.sizeBytes ?? null;
+    image.tags = tags;
+    if (build.dockerfile !== null) image.dockerfile = build.dockerfile;
+
+    if (build.push) {
+      await this.#update(build, { phase: 'PUSHING' });
+      const target = `${build.push.registry}/${repository}`;
+      const auth = await this.#registryAuth(build);
+      let digest: string | null = null;
+      for (const tag of tags) {
+        await engine.tagImage(result.imageId, target, tag);
+        log.write('system', `pushing ${target}:${tag}`);
+        const pushOutput = new LineSplitter();
+        ({ digest } = await engine.pushImage(target, tag, auth, signal, (chunk) => pushOutput.push(chunk).forEach((line) => log.write('stdout', line))));
+      }
+      image.pushedTo = target;
+      image.digest = digest;
+    }
+    await em.flush();
+  }
+
+  /** Makes the directory the engine builds from, and says where the Dockerfile is in it. */
+  async #prepareContext(build: Build, workDir: string, signal: AbortSignal, log: LogWriter): Promise<{ contextDir: string; dockerfile: string; commit: string | null }> {
+    const source = build.source;
+    if (source.kind === 'DOCKERFILE' || source.kind === 'TARBALL') {
+      return { contextDir: path.join(workDir, 'context'), dockerfile: 'Dockerfile', commit: null };
+    }
+    await this.#update(build, { phase: 'FETCHING' });
+    const { settings } = this.#deps;
+    const policy = this.#deps.builds.policy;
+    const timeoutMs = settings.sourceTimeoutSeconds * 1000;
+    const fetched = path.join(workDir, 'source');
+    await mkdir(fetched, { recursive: true });
+    if (source.kind === 'TARBALL_URL') {
+      log.write('system', `downloading ${source.url}`);
+      const archive = path.join(workDir, 'download.tar');
+      await downloadTarball(source.url, archive, { maxBytes: settings.uploadMaxBytes, policy, timeoutMs, signal });
+      await extractTarball(createReadStream(archive), fetched, this.#deps.limits);
+      const resolved = await resolveContext(fetched, '.', 'Dockerfile');
+      this.#lint(build, await readFile(path.join(resolved.contextDir, resolved.dockerfile), 'utf8'));
+      return { ...resolved, commit: null };
+    }
+    log.write('system', `fetching ${source.url} at ${source.ref}`);
+    const { commit } =
+      source.kind === 'GIT'
+        ? await fetchGit({ url: source.url, ref: source.ref, dir: fetched, policy, timeoutMs, signal })
+        : await fetchMercurial({ url: source.url, revision: source.ref, dir: fetched, policy, timeoutMs, signal });
+    log.write('system', `at commit ${commit}`);
+    const resolved = await resolveContext(fetched, source.contextPath, source.dockerfilePath);
+    this.#lint(build, await readFile(path.join(resolved.contextDir, resolved.dockerfile), 'utf8'));
+    return { ...resolved, commit };
+  }
+
+  #lint(build: Build, dockerfile: string): void {
+    const namespace = this.#deps.settings.namespace;
+    lintDockerfile(dockerfile, { serviceNamespace: namespace, ownNamespace: `${namespace}/${build.owner.login}` });
+  }
+
+  async #registryAuth(build: Build): Promise<RegistryAuth | null> {
+    const push = build.push!;
+    if (push.username && build.pushSecret) {
+      return { username: push.username, password: this.#deps.secrets.open(build.pushSecret), serveraddress: push.registry };
+    }
+    const stored = await this.#deps.orm.em.fork().findOne(RegistryCredential, { owner: build.owner.id, registry: push.registry });
+    return stored ? { username: stored.username, password: this.#deps.secrets.open(stored.passwordSealed), serveraddress: push.registry } : null;
+  }
+
+  async #update(build: Build, fields: Partial<Pick<Build, 'phase' | 'stepCurrent' | 'stepTotal' | 'dockerImageId' | 'versionTag' | 'commit'>> & { phase?: BuildPhase }): Promise<void> {
+    await this.#deps.orm.em.fork().nativeUpdate(Build, { id: build.id }, fields);
+    this.#deps.builds.publishUpdate(build.id, 'RUNNING');
+  }
+
+  async #finish(build: Build, outcome: Outcome): Promise<void> {
+    await this.#deps.orm.em.fork().nativeUpdate(Build, { id: build.id }, { state: outcome.state, error: outcome.error, finishedAt: new Date(), pushSecret: null });
+    this.#deps.builds.publishUpdate(build.id, outcome.state);
+    await this.#cleanUp(build);
+  }
+
+  async #cleanUp(build: Build): Promise<void> {
+    await rm(path.join(this.#deps.dataDir, build.workDir), { recursive: true, force: true });
+  }
+}
+
+/** How an error ends a build: the user's mistakes FAIL it, the service's or engine's ERROR it. */
+function outcomeOf(error: unknown): Outcome {
+  if (error instanceof BuildCanceled) return { state: 'CANCELED', error: 'Canceled.' };
+  if (error instanceof BuildTimedOut) return { state: 'TIMED_OUT', error: 'The build ran out of time.' };
+  if (error instanceof ServiceStopping) return { state: 'ERRORED', error: 'The service stopped while this build was running; start it again.' };
+  if (error instanceof ImageBuildFailed || error instanceof ImagePushFailed || error instanceof DomainError) {
+    return { state: 'FAILED', error: error.message };
+  }
+  return { state: 'ERRORED', error: `The service or the engine failed: ${(error as Error)?.message ?? String(error)}` };
+}
+
+function timestampTag(now: Date): string {
+  return now.toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
+}

@@ -1,0 +1,339 @@
+// Builds: checking a build request and queueing it, reading builds and their logs, cancelling.
+// Running a build is the BuildRunner's job; both share the rules about states written here.
+import { mkdir, rm } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { pipeline } from 'node:stream/promises';
+import path from 'node:path';
+import { Transform } from 'node:stream';
+import { UniqueConstraintViolationException } from '@mikro-orm/core';
+import type { Orm } from '../../db/orm.ts';
+import type { EventBus } from '../../events/pubsub.ts';
+import type { BuildSettings } from '../../config.ts';
+import type { TaskQueue } from '../../scheduler/queue.ts';
+import type { SecretBox } from '../../auth/secret-box.ts';
+import type { User } from '../users/user.entity.ts';
+import { DomainError } from '../errors.ts';
+import { Image } from '../images/image.entity.ts';
+import type { LogsService } from '../logs/logs.service.ts';
+import type { LogLine } from '../logs/log-line.entity.ts';
+import { Build, FINISHED_BUILD_STATES, type BuildOptions, type BuildPush, type BuildSource, type BuildState } from './build.entity.ts';
+import {
+  checkBuildArgs,
+  checkImageName,
+  checkLabels,
+  checkRegistry,
+  checkTags,
+  checkTarget,
+  checkTimeout,
+  type KeyValue,
+} from './build-input.ts';
+import {
+  assertUrlAllowed,
+  checkRef,
+  checkRelativePath,
+  checkRepositoryUrl,
+  contextFromDockerfile,
+  extractTarball,
+  lintDockerfile,
+  type AddressPolicy,
+  type ContextLimits,
+} from './context/index.ts';
+
+export const BUILD_TASK = 'build';
+
+/** A file from a GraphQL multipart request or a REST upload, read once as a stream. */
+export interface UploadedFile {
+  name: string;
+  open(): NodeJS.ReadableStream;
+}
+
+export type BuildSourceInput =
+  | { kind: 'DOCKERFILE'; dockerfile: string; files: UploadedFile[] }
+  | { kind: 'TARBALL'; file: UploadedFile }
+  | { kind: 'TARBALL_URL'; url: string }
+  | { kind: 'GIT' | 'MERCURIAL'; url: string; ref?: string | null; contextPath?: string | null; dockerfilePath?: string | null };
+
+export interface PushInput {
+  registry: string;
+  insecure?: boolean | null;
+  /** With a password: credentials for this build only. Neither: the user's stored credentials for the registry, if any. */
+  username?: string | null;
+  password?: string | null;
+}
+
+export interface StartBuildInput {
+  imageName: string;
+  source: BuildSourceInput;
+  noCache?: boolean | null;
+  buildArgs?: KeyValue[] | null;
+  target?: string | null;
+  labels?: KeyValue[] | null;
+  tags?: string[] | null;
+  timeoutSeconds?: number | null;
+  push?: PushInput | null;
+}
+
+export interface BuildsDeps {
+  /** This instance's worker id: builds from uploads (files on this instance's disk) run here. */
+  instanceId: string;
+  orm: Orm;
+  bus: EventBus;
+  queue: TaskQueue;
+  logs: LogsService;
+  secrets: SecretBox;
+  settings: BuildSettings;
+  dataDir: string;
+  limits: ContextLimits;
+}
+
+const MAX_ATTACHMENTS = 100;
+
+export class BuildsService {
+  readonly #deps: BuildsDeps;
+
+  constructor(deps: BuildsDeps) {
+    this.#deps = deps;
+  }
+
+  get policy(): AddressPolicy {
+    return { allowPrivate: this.#deps.settings.allowPrivateAddresses, allowedHosts: this.#deps.settings.allowedHosts };
+  }
+
+  /** Checks the request, stores what was uploaded, and queues the build. Bad input fails here, before any engine call. */
+  async start(user: User, input: StartBuildInput): Promise<Build> {
+    const { settings } = this.#deps;
+    const imageName = checkImageName(input.imageName);
+    const options: BuildOptions = {
+      noCache: input.noCache ?? false,
+      buildArgs: checkBuildArgs(input.buildArgs ?? []),
+      target: checkTarget(input.target),
+      labels: checkLabels(input.labels ?? []),
+      tags: checkTags(input.tags ?? []),
+      timeoutSeconds: checkTimeout(input.timeoutSeconds, settings.timeoutSeconds),
+    };
+    const push = input.push ? await this.#checkPush(input.push) : null;
+    const source = await this.#checkSource(user, input.source);
+
+    const workDir = path.join('builds', `${Date.now().toString(36)}-${randomBytes(6).toString('hex')}`);
+    const absoluteWorkDir = path.join(this.#deps.dataDir, workDir);
+    await mkdir(absoluteWorkDir, { recursive: true });
+    try {
+      await this.#receiveUploads(input.source, absoluteWorkDir);
+      const build = await this.#queue(user, imageName, { source, options, push: push?.push ?? null, pushSecret: push?.secret ?? null, workDir, dockerfile: input.source.kind === 'DOCKERFILE' ? input.source.dockerfile : null });
+      return build;
+    } catch (error) {
+      await rm(absoluteWorkDir, { recursive: true, force: true });
+      throw error;
+    }
+  }
+
+  async get(user: User, id: number): Promise<Build> {
+    const build = Number.isSafeInteger(id) ? await this.#orm.em.fork().findOne(Build, { id, owner: user.id }, { populate: ['image'] }) : null;
+    if (!build) throw new DomainError('NOT_FOUND', 'No such build.');
+    return build;
+  }
+
+  async listForImage(user: User, imageId: number, limit: number): Promise<Build[]> {
+    return this.#orm.em.fork().find(Build, { image: imageId, owner: user.id }, { orderBy: { id: 'desc' }, limit, populate: ['image'] });
+  }
+
+  /** Cancels a queued build at once; asks the instance running a running build to stop it. A finished build is left as it is. */
+  async cancel(user: User, id: number): Promise<Build> {
+    const build = await this.get(user, id);
+    if (build.state === 'QUEUED') {
+      const em = this.#orm.em.fork();
+      const changed = await em.nativeUpdate(Build, { id, state: 'QUEUED' }, { state: 'CANCELED', finishedAt: new Date(), cancelRequestedAt: new Date(), pushSecret: null });
+      if (changed === 1) {
+        this.publishUpdate(id, 'CANCELED');
+        return this.get(user, id);
+      }
+    }
+    const current = await this.get(user, id);
+    if (current.state === 'RUNNING') {
+      await this.#orm.em.fork().nativeUpdate(Build, { id }, { cancelRequestedAt: new Date() });
+      this.#deps.bus.publish('buildCancelRequested', { buildId: String(id) });
+      return this.get(user, id);
+    }
+    return current;
+  }
+
+  async readLogs(user: User, id: number, afterSeq: number, limit: number): Promise<LogLine[]> {
+    await this.get(user, id);
+    return this.#deps.logs.read('build', id, afterSeq, Math.min(Math.max(limit, 1), 5000));
+  }
+
+  /**
+   * Stored lines after `afterSeq`, then live lines, until the build has finished and every line was given.
+   * Ownership is checked before the stream is returned, so a refusal is an ordinary GraphQL error.
+   */
+  async followLogs(user: User, id: number, afterSeq: number): Promise<AsyncGenerator<LogLine>> {
+    await this.get(user, id);
+    return this.#deps.logs.follow('build', id, afterSeq, () => this.isFinished(id));
+  }
+
+  /** The build now, then again after every change, ending with its final state. */
+  async followUpdates(user: User, id: number): Promise<AsyncGenerator<Build>> {
+    await this.get(user, id);
+    return this.#updates(user, id);
+  }
+
+  async *#updates(user: User, id: number): AsyncGenerator<Build> {
+    const wakeups = this.#deps.bus.subscribe('buildUpdated', String(id))[Symbol.asyncIterator]();
+    let wakeup = wakeups.next();
+    try {
+      for (;;) {
+        const build = await this.get(user, id);
+        yield build;
+        if (FINISHED_BUILD_STATES.includes(build.state)) return;
+        await Promise.race([wakeup, delay(1000)]);
+        wakeup = wakeups.next();
+      }
+    } finally {
+      await wakeups.return?.();
+    }
+  }
+
+  async isFinished(id: number): Promise<boolean> {
+    const build = await this.#orm.em.fork().findOne(Build, { id }, { fields: ['state'] });
+    return !build || FINISHED_BUILD_STATES.includes(build.state);
+  }
+
+  publishUpdate(id: number, state: BuildState): void {
+    this.#deps.bus.publish('buildUpdated', String(id), { buildId: String(id), state });
+  }
+
+  get #orm(): Orm {
+    return this.#deps.orm;
+  }
+
+  async #checkSource(user: User, input: BuildSourceInput): Promise<BuildSource> {
+    switch (input.kind) {
+      case 'DOCKERFILE':
+        lintDockerfile(input.dockerfile, this.namespaces(user));
+        if (input.files.length > MAX_ATTACHMENTS) throw new DomainError('INVALID_INPUT', `At most ${MAX_ATTACHMENTS} files.`, 'files');
+        return { kind: 'DOCKERFILE', files: input.files.map((f) => f.name) };
+      case 'TARBALL':
+        return { kind: 'TARBALL', filename: input.file.name };
+      case 'TARBALL_URL':
+        await assertUrlAllowed(input.url, this.policy);
+        return { kind: 'TARBALL_URL', url: input.url };
+      case 'GIT':
+      case 'MERCURIAL': {
+        const url = checkRepositoryUrl(input.url, input.kind === 'GIT' ? 'git' : 'mercurial');
+        await assertUrlAllowed(url.href, this.policy);
+        return {
+          kind: input.kind,
+          url: input.url,
+          ref: checkRef(input.ref ?? (input.kind === 'GIT' ? 'HEAD' : 'default')),
+          contextPath: checkRelativePath(input.contextPath ?? '.', 'contextPath'),
+          dockerfilePath: checkRelativePath(input.dockerfilePath ?? 'Dockerfile', 'dockerfilePath'),
+        };
+      }
+    }
+  }
+
+  async #checkPush(input: PushInput): Promise<{ push: BuildPush; secret: string | null }> {
+    const registry = checkRegistry(input.registry);
+    await assertUrlAllowed(`https://${registry}/`, this.policy);
+    const username = input.username?.trim() || null;
+    const password = input.password ?? null;
+    if ((username === null) !== (password === null || password === '')) {
+      throw new DomainError('INVALID_INPUT', 'Give both a username and a password, or neither (to use stored credentials).', 'push');
+    }
+    return {
+      push: { registry, insecure: input.insecure ?? false, username },
+      secret: password ? this.#deps.secrets.seal(password) : null,
+    };
+  }
+
+  /** The namespace every generated repository lives in, and this user's part of it. */
+  namespaces(user: User): { serviceNamespace: string; ownNamespace: string } {
+    return { serviceNamespace: this.#deps.settings.namespace, ownNamespace: `${this.#deps.settings.namespace}/${user.login}` };
+  }
+
+  async #receiveUploads(source: BuildSourceInput, workDir: string): Promise<void> {
+    const cap = this.#deps.settings.uploadMaxBytes;
+    if (source.kind === 'DOCKERFILE') {
+      const uploads = path.join(workDir, 'uploads');
+      await mkdir(uploads);
+      const files: { name: string; path: string }[] = [];
+      for (const [i, file] of source.files.entries()) {
+        const target = path.join(uploads, String(i));
+        await saveCapped(file, target, cap);
+        files.push({ name: file.name, path: target });
+      }
+      const context = path.join(workDir, 'context');
+      await mkdir(context);
+      await contextFromDockerfile(context, source.dockerfile, files);
+      await rm(uploads, { recursive: true, force: true });
+    } else if (source.kind === 'TARBALL') {
+      const archive = path.join(workDir, 'context.tar');
+      await saveCapped(source.file, archive, cap);
+      const context = path.join(workDir, 'context');
+      await mkdir(context);
+      await extractTarball(createReadStream(archive), context, this.#deps.limits);
+      await rm(archive, { force: true });
+    }
+  }
+
+  async #queue(
+    user: User,
+    imageName: string,
+    fields: Pick<Build, 'source' | 'options' | 'push' | 'pushSecret' | 'workDir' | 'dockerfile'>,
+  ): Promise<Build> {
+    const image = await this.#findOrCreateImage(user, imageName);
+    const em = this.#orm.em.fork();
+    const build = await em.transactional(async (tx) => {
+      const created = tx.create(Build, { ...fields, image: image.id, owner: user.id, state: 'QUEUED' });
+      await tx.flush();
+      const local = fields.source.kind === 'DOCKERFILE' || fields.source.kind === 'TARBALL';
+      await this.#deps.queue.add(BUILD_TASK, { buildId: created.id }, { em: tx, affinity: local ? this.#deps.instanceId : null });
+      return created;
+    });
+    this.#deps.queue.wake(BUILD_TASK);
+    this.publishUpdate(build.id, 'QUEUED');
+    return this.get(user, build.id);
+  }
+
+  async #findOrCreateImage(user: User, name: string): Promise<Image> {
+    const em = this.#orm.em.fork();
+    const existing = await em.findOne(Image, { owner: user.id, name });
+    if (existing) return existing;
+    const image = em.create(Image, { owner: user.id, name, repository: `${this.namespaces(user).ownNamespace}/${name}`, tags: [] });
+    try {
+      await em.flush();
+      return image;
+    } catch (error) {
+      // Two builds of a new image at once: the other request made it.
+      if (error instanceof UniqueConstraintViolationException) return this.#orm.em.fork().findOneOrFail(Image, { owner: user.id, name });
+      throw error;
+    }
+  }
+}
+
+/** Streams an upload to disk; TOO_LARGE past `cap` bytes (the partial file is the caller's to remove). */
+async function saveCapped(file: UploadedFile, target: string, cap: number): Promise<void> {
+  let received = 0;
+  const counter = new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      received += chunk.length;
+      if (received > cap) callback(new DomainError('TOO_LARGE', `"${file.name.slice(0, 100)}" is larger than ${cap} bytes.`, 'files'));
+      else callback(null, chunk);
+    },
+  });
+  try {
+    await pipeline(file.open(), counter, createWriteStream(target));
+  } catch (error) {
+    if (error instanceof DomainError) throw error;
+    // graphql-upload-minimal ends an over-size file with this error.
+    if (/exceeds the .* size limit/i.test((error as Error).message)) {
+      throw new DomainError('TOO_LARGE', `"${file.name.slice(0, 100)}" is larger than ${cap} bytes.`, 'files');
+    }
+    throw error;
+  }
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}

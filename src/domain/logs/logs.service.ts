@@ -1,0 +1,145 @@
+// Log lines of builds (and jobs): stored in PostgreSQL with a gap-free sequence number per source,
+// announced on the event bus after they are stored, and followed by readers who replay from the
+// database after the last line they saw. Redis only wakes readers; it never carries the lines.
+import { readFileSync } from 'node:fs';
+import type { Orm } from '../../db/orm.ts';
+import type { EventBus } from '../../events/pubsub.ts';
+import { LogLine, type LogSource, type LogStream } from './log-line.entity.ts';
+
+const APPEND = readFileSync(new URL('./sql/append-lines.sql', import.meta.url), 'utf8');
+/** A reader that missed a wake-up (Redis keeps nothing) looks again after this long. */
+const FOLLOW_BACKSTOP_MS = 500;
+const READ_BATCH = 1000;
+
+export interface NewLogLine {
+  stream: LogStream;
+  text: string;
+  at?: Date;
+}
+
+export const logKey = (source: LogSource, sourceId: number): string => `${source}:${sourceId}`;
+
+export class LogsService {
+  readonly #orm: Orm;
+  readonly #bus: EventBus;
+
+  constructor(orm: Orm, bus: EventBus) {
+    this.#orm = orm;
+    this.#bus = bus;
+  }
+
+  /** The next sequence number to use for this source (1 for a new one). */
+  async nextSeq(source: LogSource, sourceId: number): Promise<number> {
+    const [row] = await this.#orm.em
+      .fork()
+      .execute<{ seq: number | null }[]>('select max(seq) as seq from log_lines where source = ? and source_id = ?', [source, sourceId]);
+    return (row?.seq ?? 0) + 1;
+  }
+
+  /** Stores lines numbered from `firstSeq`, then wakes readers. */
+  async append(source: LogSource, sourceId: number, firstSeq: number, lines: NewLogLine[]): Promise<void> {
+    if (lines.length === 0) return;
+    const rows = lines.map((line, i) => ({ seq: firstSeq + i, stream: line.stream, text: line.text, at: (line.at ?? new Date()).toISOString() }));
+    await this.#orm.em.fork().execute(APPEND, [source, sourceId, JSON.stringify(rows)], 'run');
+    this.#bus.publish('logAppended', logKey(source, sourceId), { lastSeq: firstSeq + lines.length - 1 });
+  }
+
+  /** Stored lines with seq > afterSeq, in order. */
+  async read(source: LogSource, sourceId: number, afterSeq: number, limit: number): Promise<LogLine[]> {
+    return this.#orm.em.fork().find(LogLine, { source, sourceId, seq: { $gt: afterSeq } }, { orderBy: { seq: 'asc' }, limit });
+  }
+
+  async count(source: LogSource, sourceId: number): Promise<number> {
+    return this.#orm.em.fork().count(LogLine, { source, sourceId });
+  }
+
+  async remove(source: LogSource, sourceId: number): Promise<void> {
+    await this.#orm.em.fork().nativeDelete(LogLine, { source, sourceId });
+  }
+
+  /**
+   * Every line after `afterSeq`: first what is stored, then each new line as it is stored, each exactly
+   * once and in order; ends once `isFinished()` is true and every line has been given.
+   */
+  async *follow(source: LogSource, sourceId: number, afterSeq: number, isFinished: () => Promise<boolean>): AsyncGenerator<LogLine> {
+    const wakeups = this.#bus.subscribe('logAppended', logKey(source, sourceId))[Symbol.asyncIterator]();
+    // Listen before reading, so that a line stored in between still wakes us.
+    let wakeup = wakeups.next();
+    let last = afterSeq;
+    try {
+      for (;;) {
+        // Checked before reading: lines stored before the source finished are then all read below.
+        const finished = await isFinished();
+        for (;;) {
+          const lines = await this.read(source, sourceId, last, READ_BATCH);
+          for (const line of lines) {
+            last = line.seq;
+            yield line;
+          }
+          if (lines.length < READ_BATCH) break;
+        }
+        if (finished) return;
+        const woke = await Promise.race([wakeup.then(() => true), delay(FOLLOW_BACKSTOP_MS).then(() => false)]);
+        if (woke) wakeup = wakeups.next();
+      }
+    } finally {
+      await wakeups.return?.();
+    }
+  }
+}
+
+/** Buffers lines and stores them in batches (every `intervalMs` or `batchSize` lines), numbering them in order. */
+export class LogWriter {
+  readonly #logs: LogsService;
+  readonly #source: LogSource;
+  readonly #sourceId: number;
+  #nextSeq: number;
+  #buffer: NewLogLine[] = [];
+  #flushing: Promise<void> = Promise.resolve();
+  #timer: NodeJS.Timeout | null = null;
+  readonly #intervalMs: number;
+  readonly #batchSize: number;
+
+  constructor(logs: LogsService, source: LogSource, sourceId: number, nextSeq: number, options: { intervalMs?: number; batchSize?: number } = {}) {
+    this.#logs = logs;
+    this.#source = source;
+    this.#sourceId = sourceId;
+    this.#nextSeq = nextSeq;
+    this.#intervalMs = options.intervalMs ?? 50;
+    this.#batchSize = options.batchSize ?? 500;
+  }
+
+  /** Lines written so far (stored or buffered). */
+  get lineCount(): number {
+    return this.#nextSeq - 1 + this.#buffer.length;
+  }
+
+  write(stream: LogStream, text: string): void {
+    this.#buffer.push({ stream, text, at: new Date() });
+    if (this.#buffer.length >= this.#batchSize) void this.flush().catch(() => {});
+    else this.#timer ??= setTimeout(() => void this.flush().catch(() => {}), this.#intervalMs);
+  }
+
+  /** Stores what is buffered. A failed batch stays buffered and is tried again by the next flush. */
+  flush(): Promise<void> {
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = null;
+    this.#flushing = this.#flushing.catch(() => {}).then(async () => {
+      if (this.#buffer.length === 0) return;
+      const batch = this.#buffer;
+      this.#buffer = [];
+      try {
+        await this.#logs.append(this.#source, this.#sourceId, this.#nextSeq, batch);
+        this.#nextSeq += batch.length;
+      } catch (error) {
+        this.#buffer = [...batch, ...this.#buffer];
+        throw error;
+      }
+    });
+    return this.#flushing;
+  }
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}
