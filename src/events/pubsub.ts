@@ -36,7 +36,7 @@ export async function redisEvents(url: string, connectTimeoutMs = 3000): Promise
     subscribeClient.disconnect();
     throw new Error(`cannot reach Redis at ${redact(url)}: ${(lastError ?? (error as Error)).message}`);
   }
-  const eventTarget = createRedisEventTarget<CustomEvent>({ publishClient, subscribeClient });
+  const eventTarget = createRedisEventTarget<CustomEvent>({ publishClient: guarded(publishClient), subscribeClient: guarded(subscribeClient) });
   return {
     bus: createPubSub<Topics>({ eventTarget }),
     ping: async () => {
@@ -50,4 +50,27 @@ export async function redisEvents(url: string, connectTimeoutMs = 3000): Promise
       await Promise.allSettled([publishClient.quit(), subscribeClient.quit()]);
     },
   };
+}
+
+/**
+ * The event target calls publish/subscribe/unsubscribe without handling their failures; while Redis is
+ * down those would be unhandled rejections that end the process. Events are wake-ups (readers also poll
+ * the database), so a lost one is logged, not fatal.
+ */
+function guarded(client: Redis): Redis {
+  let lastReport = 0;
+  const report = (error: Error) => {
+    if (Date.now() - lastReport < 10_000) return;
+    lastReport = Date.now();
+    console.error(`events: Redis is unavailable, events are not delivered: ${error.message}`);
+  };
+  return new Proxy(client, {
+    get(target, property, receiver) {
+      const value: unknown = Reflect.get(target, property, receiver);
+      if ((property === 'publish' || property === 'subscribe' || property === 'unsubscribe') && typeof value === 'function') {
+        return (...args: unknown[]) => (value.apply(target, args) as Promise<unknown>).catch(report);
+      }
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
 }

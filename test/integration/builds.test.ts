@@ -27,6 +27,8 @@ import { buildLog, startBuild, tarball, waitForBuild } from '../support/builds.t
 import { multipartRequest } from '../support/multipart.ts';
 import { startRegistry } from '../support/registry.ts';
 import { connectWs, subscribe } from '../support/ws-client.ts';
+import { startGitServer } from '../support/git-server.ts';
+import { createHgRepo, startHgServer } from '../support/hg-server.ts';
 
 const docker = new Docker({ socketPath: '/var/run/docker.sock' });
 const settings = { BUILD_CONCURRENCY: '2', SOURCE_ALLOWED_HOSTS: '127.0.0.1', BUILD_MEMORY_MB: '96', DATA_DIR: mkdtempSync(path.join(tmpdir(), 'dockyard-builds-')) };
@@ -92,6 +94,62 @@ describe('sources', () => {
     const log = (await buildLog(alice.client, build.id)).map((l) => l.text);
     expect(log).toContain('fetched over http');
     expect(log[0]).toBe(`downloading ${fileUrl('/context.tar.gz')}`);
+  });
+
+  it('builds a git repository at a branch, a tag and a commit, from a sub-path with its own Dockerfile path', async () => {
+    const git = await startGitServer();
+    afterAll(() => git.close());
+    const repo = await git.createRepo('app.git', {
+      commits: [
+        { files: { 'service/docker/Build.dockerfile': 'FROM busybox\nCOPY version.txt /\nRUN cat /version.txt\n', 'service/version.txt': 'version one\n', 'README': 'not in the context' } },
+        { files: { 'service/version.txt': 'version two\n' } },
+      ],
+      branch: { name: 'feature', commits: [{ files: { 'service/version.txt': 'feature version\n' } }] },
+      tag: { name: 'v1.0', commit: 0 },
+    });
+    const fromRepo = { url: repo.url, contextPath: 'service', dockerfilePath: 'docker/Build.dockerfile' };
+    const cases = [
+      { ref: 'feature', expected: 'feature version', commit: repo.branchCommits[0]! },
+      { ref: 'v1.0', expected: 'version one', commit: repo.commits[0]! },
+      { ref: repo.commits[1]!, expected: 'version two', commit: repo.commits[1]! },
+    ];
+    for (const { ref, expected, commit } of cases) {
+      const queued = await startBuild(alice.client, { imageName: name('git'), git: { ...fromRepo, ref }, noCache: true });
+      expect(queued.source).toMatchObject({ kind: 'GIT', url: repo.url, ref, contextPath: 'service', dockerfilePath: 'docker/Build.dockerfile' });
+      const build = await waitForBuild(alice.client, queued.id);
+      expect(build.state).toBe('SUCCEEDED');
+      expect(build.commit).toBe(commit);
+      expect(build.versionTag).toBe(commit.slice(0, 12));
+      expect((await buildLog(alice.client, build.id)).map((l) => l.text)).toContain(expected);
+    }
+  });
+
+  it('builds a Mercurial repository at a revision', async () => {
+    const dir = path.join(mkdtempSync(path.join(tmpdir(), 'dockyard-hg-')), 'repo');
+    const repo = await createHgRepo(dir, {
+      commits: [
+        { files: { Dockerfile: 'FROM busybox\nCOPY message /\nRUN cat /message\n', message: 'first revision\n' } },
+        { files: { message: 'second revision\n' } },
+      ],
+      tag: { name: 'release-1', commit: 0 },
+    });
+    const hg = await startHgServer(dir);
+    afterAll(() => hg.close());
+    const atTag = await waitForBuild(alice.client, (await startBuild(alice.client, { imageName: name('hg'), mercurial: { url: hg.url, ref: 'release-1' }, noCache: true })).id);
+    expect(atTag).toMatchObject({ state: 'SUCCEEDED', commit: repo.commits[0] });
+    expect((await buildLog(alice.client, atTag.id)).map((l) => l.text)).toContain('first revision');
+    const atTip = await waitForBuild(alice.client, (await startBuild(alice.client, { imageName: name('hg'), mercurial: { url: hg.url }, noCache: true })).id);
+    expect(atTip).toMatchObject({ state: 'SUCCEEDED', commit: repo.defaultHead });
+    expect((await buildLog(alice.client, atTip.id)).map((l) => l.text)).toContain('second revision');
+  });
+
+  it('fails a repository build whose ref does not exist, with the reason', async () => {
+    const git = await startGitServer();
+    afterAll(() => git.close());
+    const repo = await git.createRepo('small.git', { commits: [{ files: { Dockerfile: 'FROM busybox\n' } }] });
+    const build = await waitForBuild(alice.client, (await startBuild(alice.client, { imageName: name('noref'), git: { url: repo.url, ref: 'no-such-branch' } })).id);
+    expect(build.state).toBe('FAILED');
+    expect(build.error).toMatch(/no-such-branch|couldn't find remote ref/i);
   });
 
   it('fails a build whose tarball URL answers 404, with the reason', async () => {
