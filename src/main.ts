@@ -57,6 +57,7 @@ export async function startDockyard(config: Config): Promise<Dockyard> {
   const yoga = createGraphqlHandler(config, services, policy);
   const http = createHttpServer({
     yoga,
+    bus: events.bus,
     policy,
     checks: {
       database: async () => {
@@ -79,17 +80,20 @@ export async function startDockyard(config: Config): Promise<Dockyard> {
   });
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
 
+  let closing: Promise<void> | null = null;
+  const close = async () => {
+    await http.close(config.shutdownGraceMs);
+    // Builds still running end ERRORED (their engine request cannot outlive the process).
+    buildRunner.abortAll();
+    await worker?.stop();
+    await buildRunner.stop();
+    await Promise.allSettled([orm.close(), events.close()]);
+  };
   return {
     url: `http://${host}:${address.port}`,
     services,
-    close: async () => {
-      await http.close(config.shutdownGraceMs);
-      // Builds still running end ERRORED (their engine request cannot outlive the process).
-      buildRunner.abortAll();
-      await worker?.stop();
-      await buildRunner.stop();
-      await Promise.allSettled([orm.close(), events.close()]);
-    },
+    /** Idempotent: a second call waits for the first. */
+    close: () => (closing ??= close()),
   };
 }
 

@@ -21,7 +21,7 @@ export type Credential = { kind: 'session'; token: string } | { kind: 'apiToken'
 /** The user a request acts for, and the credential that proved it. */
 export interface Viewer {
   user: User;
-  credential: { kind: 'session' | 'apiToken'; id: string };
+  credential: { kind: 'session' | 'apiToken'; id: string; expiresAt: Date | null };
 }
 
 export class AuthService {
@@ -115,7 +115,7 @@ export class AuthService {
       await em.nativeDelete(Session, { id: session.id });
       throw new DomainError('SESSION_EXPIRED');
     }
-    return { user: session.user, credential: { kind: 'session', id: session.id } };
+    return { user: session.user, credential: { kind: 'session', id: session.id, expiresAt: session.expiresAt } };
   }
 
   async #authenticateApiToken(token: string): Promise<Viewer> {
@@ -130,7 +130,7 @@ export class AuthService {
       apiToken.lastUsedAt = new Date(now);
       await em.flush();
     }
-    return { user: apiToken.user, credential: { kind: 'apiToken', id: apiToken.id } };
+    return { user: apiToken.user, credential: { kind: 'apiToken', id: apiToken.id, expiresAt: apiToken.expiresAt ?? null } };
   }
 
   #publish(kind: AccountEventKind, userId: number, subjectId: string): void {

@@ -1,15 +1,23 @@
 // GraphQL over WebSocket (graphql-ws protocol) on the same path as HTTP, executed through yoga's
 // envelop so that limits, masking and the context factory are the same as over HTTP.
 import type { ExecutionArgs, GraphQLError } from 'graphql';
-import type { WebSocketServer } from 'ws';
+import type { WebSocket, WebSocketServer } from 'ws';
 import { useServer } from 'graphql-ws/use/ws';
+import type { Viewer } from '../auth/auth.service.ts';
+import type { EventBus } from '../events/pubsub.ts';
+import type { RequestContext } from '../http/context.ts';
 import { formatWsError, maskError } from './errors.ts';
 import type { WsServerContext, Yoga } from './yoga.ts';
 
 type Enveloped = { execute: (args: ExecutionArgs) => unknown; subscribe: (args: ExecutionArgs) => unknown };
 
+/** Close code for a socket whose credential ended (graphql-ws clients do not retry it). */
+export const CREDENTIAL_ENDED = 4401;
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** Serves graphql-ws on `wss`; returns a function that closes every socket (1001) on shutdown. */
-export function serveGraphqlWs(wss: WebSocketServer, yoga: Yoga): { dispose(): void | Promise<void> } {
+export function serveGraphqlWs(wss: WebSocketServer, yoga: Yoga, bus: EventBus): { dispose(): void | Promise<void> } {
+  const watched = new WeakSet<WebSocket>();
   return useServer(
     {
       execute: (args) => (args.rootValue as Enveloped).execute(args) as never,
@@ -23,12 +31,17 @@ export function serveGraphqlWs(wss: WebSocketServer, yoga: Yoga): { dispose(): v
           const errors = validate(schema, document);
           if (errors.length > 0) return [...errors];
           const rootValue: Enveloped = { execute, subscribe };
+          const contextValue = (await contextFactory()) as RequestContext;
+          if (contextValue.viewer && !watched.has(ctx.extra.socket)) {
+            watched.add(ctx.extra.socket);
+            closeWhenCredentialEnds(ctx.extra.socket, contextValue.viewer, bus);
+          }
           return {
             schema,
             document,
             operationName: payload.operationName,
             variableValues: payload.variables,
-            contextValue: await contextFactory(),
+            contextValue,
             rootValue,
           } satisfies ExecutionArgs;
         } catch (error) {
@@ -43,4 +56,28 @@ export function serveGraphqlWs(wss: WebSocketServer, yoga: Yoga): { dispose(): v
     },
     wss,
   );
+}
+
+/**
+ * A socket's operations all act with the credential it presented: when that session is logged out,
+ * that token revoked (on any instance), or either expires, the socket is closed with 4401 so that no
+ * subscription outlives it.
+ */
+function closeWhenCredentialEnds(socket: WebSocket, viewer: Viewer, bus: EventBus): void {
+  const { id, kind, expiresAt } = viewer.credential;
+  const ends = kind === 'session' ? 'SESSION_ENDED' : 'API_TOKEN_REVOKED';
+  const close = (reason: string) => socket.close(CREDENTIAL_ENDED, reason);
+  const timer = expiresAt
+    ? setTimeout(() => close(kind === 'session' ? 'Session expired' : 'API token expired'), Math.min(Math.max(expiresAt.getTime() - Date.now(), 0), MAX_TIMER_MS))
+    : null;
+  const events = bus.subscribe('account', String(viewer.user.id))[Symbol.asyncIterator]();
+  void (async () => {
+    for (let step = await events.next(); !step.done; step = await events.next()) {
+      if (step.value.kind === ends && step.value.subjectId === id) close(kind === 'session' ? 'Session ended' : 'API token revoked');
+    }
+  })().catch(() => close('Credential check failed'));
+  socket.once('close', () => {
+    if (timer) clearTimeout(timer);
+    void events.return?.();
+  });
 }

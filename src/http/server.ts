@@ -5,6 +5,7 @@ import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { WebSocketServer } from 'ws';
 import { GRAPHQL_PATH, type Yoga } from '../graphql/yoga.ts';
+import type { EventBus } from '../events/pubsub.ts';
 import { serveGraphqlWs } from '../graphql/ws.ts';
 import { readCredential } from './context.ts';
 import { runChecks, type Checks } from './health.ts';
@@ -12,6 +13,7 @@ import { originAllowed, type OriginPolicy } from './origins.ts';
 
 export interface HttpServerOptions {
   yoga: Yoga;
+  bus: EventBus;
   checks: Checks;
   policy: OriginPolicy;
   /** WebSocket messages larger than this are refused. */
@@ -24,7 +26,7 @@ export interface HttpServer {
   close(graceMs: number): Promise<void>;
 }
 
-export function createHttpServer({ yoga, checks, policy, maxWsPayload = 64 * 1024 }: HttpServerOptions): HttpServer {
+export function createHttpServer({ yoga, bus, checks, policy, maxWsPayload = 64 * 1024 }: HttpServerOptions): HttpServer {
   let closing = false;
 
   const server = createServer((req, res) => {
@@ -56,7 +58,7 @@ export function createHttpServer({ yoga, checks, policy, maxWsPayload = 64 * 102
   }
 
   const wss = new WebSocketServer({ noServer: true, maxPayload: maxWsPayload });
-  const ws = serveGraphqlWs(wss, yoga);
+  const ws = serveGraphqlWs(wss, yoga, bus);
 
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     // Node drops its own error handler before 'upgrade': a reset socket would otherwise crash the process.
@@ -82,11 +84,16 @@ export function createHttpServer({ yoga, checks, policy, maxWsPayload = 64 * 102
       }),
     close: async (graceMs) => {
       closing = true;
+      // Past the grace period, whatever is still open is cut: WebSocket peers that never answer the
+      // close frame included.
+      const deadline = setTimeout(() => {
+        for (const client of wss.clients) client.terminate();
+        server.closeAllConnections();
+      }, graceMs);
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      await ws.dispose();
-      server.closeIdleConnections();
       const idleSweep = setInterval(() => server.closeIdleConnections(), 50);
-      const deadline = setTimeout(() => server.closeAllConnections(), graceMs);
+      server.closeIdleConnections();
+      await ws.dispose();
       await closed;
       clearInterval(idleSweep);
       clearTimeout(deadline);

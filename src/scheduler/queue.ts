@@ -13,7 +13,11 @@ const CLAIM = sql('claim-task');
 const COMPLETE = sql('complete-task');
 const FAIL = sql('fail-task');
 const RELEASE_WORKER = sql('release-worker');
+const RENEW_LEASES = sql('renew-leases');
 const NEXT_RUN_AT = sql('next-run-at');
+
+/** How long a claimed task stays locked without its worker renewing the lease. */
+export const DEFAULT_LEASE_MS = 5 * 60_000;
 
 export interface Task<Payload = unknown> {
   id: string;
@@ -68,8 +72,9 @@ export class TaskQueue {
     this.#bus.publish('taskAdded', { kind });
   }
 
-  async claim(workerId: string, kinds: string[]): Promise<Task | null> {
-    const [row] = await this.#orm.em.fork().execute<TaskRow[]>(CLAIM, [workerId, kinds, workerId]);
+  /** Locks the next task for this worker; a lock not renewed for `leaseMs` counts as abandoned. */
+  async claim(workerId: string, kinds: string[], leaseMs = DEFAULT_LEASE_MS): Promise<Task | null> {
+    const [row] = await this.#orm.em.fork().execute<TaskRow[]>(CLAIM, [workerId, kinds, workerId, leaseMs / 1000]);
     if (!row) return null;
     return { id: String(row.id), kind: row.kind, payload: row.payload, attempts: row.attempts, maxAttempts: row.max_attempts };
   }
@@ -81,6 +86,10 @@ export class TaskQueue {
   /** Releases the task for another attempt after `retryDelayMs`, or marks it failed when it has none left. */
   async fail(task: Task, workerId: string, error: string, retryDelayMs: number): Promise<void> {
     await this.#orm.em.fork().execute(FAIL, [error.slice(0, 10_000), retryDelayMs / 1000, task.id, workerId], 'run');
+  }
+
+  async renewLeases(workerId: string, taskIds: string[]): Promise<void> {
+    if (taskIds.length > 0) await this.#orm.em.fork().execute(RENEW_LEASES, [workerId, taskIds], 'run');
   }
 
   /** Unlocks every task a worker of this id holds; returns how many. */

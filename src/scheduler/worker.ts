@@ -2,7 +2,7 @@
 // handler for its kind, and sleeps until a task is added anywhere (pub/sub), a slot frees up, or the
 // next poll. Tasks held by a previous run of the same worker id are released at start.
 import type { EventBus } from '../events/pubsub.ts';
-import type { Task, TaskQueue } from './queue.ts';
+import { DEFAULT_LEASE_MS, type Task, type TaskQueue } from './queue.ts';
 
 export type TaskHandler = (task: Task) => Promise<void>;
 
@@ -13,6 +13,8 @@ export interface WorkerOptions {
   handlers: Record<string, TaskHandler>;
   /** Upper bound on how long a due task can wait when no wake-up arrives. */
   pollIntervalMs?: number;
+  /** A running task's lock is renewed every fifth of this; another worker takes over a task whose lease ran out. */
+  leaseMs?: number;
   /** Delay before attempt n + 1 after attempt n failed. */
   retryDelayMs?: (attempt: number) => number;
   onError?: (error: unknown, task: Task | null) => void;
@@ -23,7 +25,8 @@ export class Worker {
   readonly #bus: EventBus;
   readonly #options: Required<WorkerOptions>;
   readonly #kinds: string[];
-  readonly #active = new Set<Promise<void>>();
+  readonly #active = new Map<string, Promise<void>>();
+  #renewal: NodeJS.Timeout | null = null;
   #stopping = false;
   #wakeUp: (() => void) | null = null;
   /** A wake-up that came while the loop was claiming, not sleeping: the next sleep returns at once. */
@@ -38,6 +41,7 @@ export class Worker {
     this.#kinds = Object.keys(options.handlers);
     this.#options = {
       pollIntervalMs: 1000,
+      leaseMs: DEFAULT_LEASE_MS,
       retryDelayMs: (attempt) => Math.min(60_000, 1000 * 2 ** (attempt - 1)),
       onError: (error, task) => console.error(`scheduler: task ${task?.id ?? '-'} (${task?.kind ?? 'claim'}) failed`, error),
       ...options,
@@ -56,7 +60,10 @@ export class Worker {
       for (let step = await wakeups.next(); !step.done; step = await wakeups.next()) {
         if (this.#kinds.includes((step.value as { kind: string }).kind)) this.#nudge();
       }
-    })();
+    })().catch((error: unknown) => this.#options.onError(error, null)); // polling still finds the work
+    this.#renewal = setInterval(() => {
+      this.#queue.renewLeases(this.#options.workerId, [...this.#active.keys()]).catch((error: unknown) => this.#options.onError(error, null));
+    }, this.#options.leaseMs / 5);
     this.#loop = this.#run();
   }
 
@@ -66,7 +73,8 @@ export class Worker {
     this.#nudge();
     await this.#wakeups?.return?.();
     await this.#loop;
-    await Promise.allSettled(this.#active);
+    await Promise.allSettled(this.#active.values());
+    if (this.#renewal) clearInterval(this.#renewal);
   }
 
   async #run(): Promise<void> {
@@ -74,7 +82,7 @@ export class Worker {
       while (this.#active.size < this.#options.concurrency && !this.#stopping) {
         let task: Task | null;
         try {
-          task = await this.#queue.claim(this.#options.workerId, this.#kinds);
+          task = await this.#queue.claim(this.#options.workerId, this.#kinds, this.#options.leaseMs);
         } catch (error) {
           this.#options.onError(error, null);
           break;
@@ -99,10 +107,10 @@ export class Worker {
           .catch((failError: unknown) => onError(failError, task));
       }
     })().finally(() => {
-      this.#active.delete(running);
+      this.#active.delete(task.id);
       this.#nudge();
     });
-    this.#active.add(running);
+    this.#active.set(task.id, running);
   }
 
   #sleep(): Promise<void> {

@@ -182,6 +182,19 @@ describe('login, me and logout', () => {
     expect(errorCodes(forged)).toEqual(['SESSION_INVALID']);
   });
 
+  it('marks the cookie Secure behind a trusted proxy that says https, and only then', async () => {
+    const proxied = await startTestServer({ TRUST_PROXY: 'true' });
+    const { login, token } = await registerUser(proxied.graphqlUrl);
+    const client = new GraphqlClient(proxied.graphqlUrl);
+    await client.request(ConfirmAccountDocument, { login, token });
+    const overHttps = await client.raw({ query: `mutation { login(login: "${login}", password: "${PASSWORD}") { expiresAt } }` }, { 'x-forwarded-proto': 'https' });
+    expect(overHttps.response.headers.getSetCookie()[0]).toMatch(/; Secure$/);
+    // The same request to a server that does not trust proxies: the header is ignored.
+    const direct = await anonymous().raw({ query: `mutation { login(login: "${login}", password: "${PASSWORD}") { expiresAt } }` }, { 'x-forwarded-proto': 'https' });
+    expect(direct.errors).toBeUndefined();
+    expect(direct.response.headers.getSetCookie()[0]).not.toMatch(/Secure/);
+  });
+
   it('marks the cookie Secure when the public URL is https', async () => {
     const secure = await startTestServer({ PUBLIC_URL: 'https://dockyard.example.test' });
     const { login, token } = await registerUser(secure.graphqlUrl);

@@ -17,6 +17,7 @@ import { loggedInUser, PASSWORD } from '../support/accounts.ts';
 import { startTestServer, uniqueLogin } from '../support/server.ts';
 import { connectWs, execute, subscribe } from '../support/ws-client.ts';
 import { testDatabase } from '../support/db.ts';
+import WebSocket from 'ws';
 
 const server = await startTestServer({ PUBLIC_URL: 'http://dockyard.example.test', ALLOWED_ORIGINS: 'http://console.example.test' });
 const db = testDatabase();
@@ -34,7 +35,8 @@ describe('accounts over graphql-ws', () => {
 
     // A session made over HTTP, presented as the upgrade request's cookie.
     const { client: http } = await loggedInUser(server.graphqlUrl);
-    const ws = connectWs(server.wsUrl, { cookie: http.cookieHeader }).client;
+    const { client: ws, closed } = connectWs(server.wsUrl, { cookie: http.cookieHeader });
+    const events = subscribe(ws, AccountEventsDocument); // keeps the (lazy) socket open
     const me = await execute(ws, MeDocument);
     expect(me.data!.me.login).toMatch(/^u-/);
     const created = await execute(ws, CreateApiTokenDocument, { name: 'from ws' });
@@ -42,8 +44,12 @@ describe('accounts over graphql-ws', () => {
     expect((await execute(ws, ApiTokensDocument, {})).data!.apiTokens.map((t) => t.id)).toEqual([apiToken.id]);
     expect((await execute(ws, RevokeApiTokenDocument, { id: apiToken.id })).data!.revokeApiToken.revokedAt).not.toBeNull();
     expect((await execute(ws, LogoutDocument)).data!.logout).toBe(true);
-    expect(errorCodes(await execute(ws, MeDocument))).toEqual(['SESSION_INVALID']);
-    await ws.dispose();
+    // The socket's own session ended: the socket closes, and the cookie no longer opens anything.
+    expect(await closed).toEqual({ code: 4401, reason: 'Session ended' });
+    await events.stop().catch(() => {});
+    const again = connectWs(server.wsUrl, { cookie: http.cookieHeader }).client;
+    expect(errorCodes(await execute(again, MeDocument))).toEqual(['SESSION_INVALID']);
+    await again.dispose();
   });
 
   it('authenticates with a bearer API token in connectionParams', async () => {
@@ -94,14 +100,49 @@ describe('account errors over graphql-ws', () => {
   });
 });
 
-describe('Origin allowlist on the upgrade', () => {
-  it('refuses a cookie-carrying upgrade from another site', async () => {
+describe('sockets whose credential ends', () => {
+  it('closes with 4401 when the API token is revoked', async () => {
     const { client } = await loggedInUser(server.graphqlUrl);
-    const { client: ws, closed } = connectWs(server.wsUrl, { cookie: client.cookieHeader, origin: 'https://evil.example.test' });
-    await expect(execute(ws, MeDocument)).rejects.toBeDefined();
-    const event = await closed;
-    expect(event.code).not.toBe(1000);
-    await ws.dispose();
+    const { token, apiToken } = (await client.request(CreateApiTokenDocument, { name: 'revoked while open' })).data!.createApiToken;
+    const { client: ws, closed } = connectWs(server.wsUrl, { connectionParams: { authorization: `Bearer ${token}` } });
+    const events = subscribe(ws, AccountEventsDocument);
+    expect((await execute(ws, MeDocument)).errors).toBeUndefined();
+    await new Promise((resolve) => setTimeout(resolve, 300)); // the server's watch is listening on Redis by now
+    await client.request(RevokeApiTokenDocument, { id: apiToken.id });
+    expect(await closed).toEqual({ code: 4401, reason: 'API token revoked' });
+    await expect(events.next()).rejects.toBeDefined();
+  });
+
+  it('closes with 4401 when the session logs out (on any connection)', async () => {
+    const { client } = await loggedInUser(server.graphqlUrl);
+    const { client: ws, closed } = connectWs(server.wsUrl, { cookie: client.cookieHeader });
+    subscribe(ws, AccountEventsDocument); // keeps the (lazy) socket open
+    expect((await execute(ws, MeDocument)).errors).toBeUndefined();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await client.request(LogoutDocument);
+    expect(await closed).toEqual({ code: 4401, reason: 'Session ended' });
+  });
+
+  it('closes with 4401 when the session expires', async () => {
+    const { client, userId } = await loggedInUser(server.graphqlUrl);
+    await db.query(`update sessions set expires_at = now() + interval '1 second' where user_id = $1`, [userId]);
+    const { client: ws, closed } = connectWs(server.wsUrl, { cookie: client.cookieHeader });
+    subscribe(ws, AccountEventsDocument); // keeps the (lazy) socket open
+    expect((await execute(ws, MeDocument)).errors).toBeUndefined();
+    expect(await closed).toEqual({ code: 4401, reason: 'Session expired' });
+  });
+});
+
+describe('Origin allowlist on the upgrade', () => {
+  it('refuses a cookie-carrying upgrade from another site with 403', async () => {
+    const { client } = await loggedInUser(server.graphqlUrl);
+    const status = await new Promise<number>((resolve, reject) => {
+      const socket = new WebSocket(server.wsUrl, 'graphql-transport-ws', { headers: { cookie: client.cookieHeader! }, origin: 'https://evil.example.test' });
+      socket.on('unexpected-response', (_request, response) => resolve(response.statusCode!));
+      socket.on('open', () => reject(new Error('the upgrade was accepted')));
+      socket.on('error', () => {});
+    });
+    expect(status).toBe(403);
   });
 
   it.each([
