@@ -60,6 +60,8 @@ export interface ContainerEngine {
   pushImage(repository: string, tag: string, auth: RegistryAuth | null, signal: AbortSignal, onOutput: (text: string) => void): Promise<{ digest: string | null }>;
   /** Removes an image by id or reference, with all its tags; a missing image is not an error. */
   removeImage(reference: string): Promise<void>;
+  /** Whether the engine may talk plain HTTP to this registry (`host[:port]`): listed or in an insecure range. */
+  allowsPlainHttp(registry: string): Promise<boolean>;
   /** Removes every image carrying this label value (what the service built for one of its images). */
   removeImagesLabelled(label: string, value: string): Promise<number>;
 }

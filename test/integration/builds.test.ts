@@ -161,6 +161,28 @@ describe('sources', () => {
 });
 
 describe('states', () => {
+  it('builds up to a target stage, with build args and labels', async () => {
+    const dockerfile = [
+      'FROM busybox AS base',
+      'ARG GREETING=unset',
+      'RUN echo "greeting is $GREETING"',
+      'FROM base AS final',
+      'RUN echo "this stage is not built" && exit 1',
+    ].join('\n');
+    const build = await waitForBuild(alice.client, (await startBuild(alice.client, {
+      imageName: name('target'),
+      dockerfile,
+      target: 'base',
+      noCache: true,
+      buildArgs: [{ key: 'GREETING', value: 'hello args' }],
+      labels: [{ key: 'org.example.team', value: 'builders' }],
+    })).id);
+    expect(build.state).toBe('SUCCEEDED');
+    expect((await buildLog(alice.client, build.id)).map((l) => l.text)).toContain('greeting is hello args');
+    const inspected = await docker.getImage(build.image.dockerImageId!).inspect();
+    expect(inspected.Config.Labels).toMatchObject({ 'org.example.team': 'builders', 'io.dockyard.owner': alice.userId });
+  });
+
   it('ends FAILED with the error and the output when a RUN step fails', async () => {
     const queued = await startBuild(alice.client, { imageName: name('broken'), dockerfile: 'FROM busybox\nRUN echo about to fail && exit 3\n' });
     const build = await waitForBuild(alice.client, queued.id);
@@ -201,11 +223,12 @@ describe('states', () => {
   });
 
   it('runs build steps with no network and the memory limit', async () => {
-    const dockerfile = 'FROM busybox\nRUN cat /sys/fs/cgroup/memory/memory.limit_in_bytes && ls /sys/class/net && (wget -T 2 -q -O - http://127.0.0.1:1/ || echo no network)\n';
+    const dockerfile = 'FROM busybox\nRUN cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/cpu/cpu.cfs_quota_us && ls /sys/class/net\n';
     const build = await waitForBuild(alice.client, (await startBuild(alice.client, { imageName: name('limits'), dockerfile, noCache: true })).id);
     expect(build.state).toBe('SUCCEEDED');
     const log = (await buildLog(alice.client, build.id)).map((l) => l.text);
     expect(log).toContain(String(96 * 2 ** 20));
+    expect(log).toContain(String(2 * 100_000)); // BUILD_CPUS=2: 2 × the 100 ms period
     expect(log).toContain('lo');
     expect(log).not.toContain('eth0');
   });
@@ -301,6 +324,17 @@ describe('push', () => {
     const build = await waitForBuild(alice.client, (await startBuild(alice.client, { imageName: name('stored'), dockerfile: 'FROM busybox\n', push: { registry: registry.address } })).id);
     expect(build.state).toBe('SUCCEEDED');
     expect((await registry.tags(build.image.repository)).sort()).toEqual(['latest', build.versionTag].sort());
+  });
+
+  it('fails a push marked insecure when the engine does not allow plain HTTP to that registry', async () => {
+    // A server that may reach private addresses, so that 10.x passes the request checks and reaches the engine check.
+    const lenient = await startTestServer({ ...settings, SOURCE_ALLOW_PRIVATE: 'true', INSTANCE_ID: `insecure-${Date.now()}` });
+    const client = new GraphqlClient(lenient.graphqlUrl);
+    client.cookies.set('dockyard_session', alice.client.cookies.get('dockyard_session')!);
+    const queued = await startBuild(client, { imageName: name('insecure'), dockerfile: 'FROM busybox\n', push: { registry: '10.255.255.1:5000', insecure: true } });
+    const refused = await waitForBuild(client, queued.id);
+    expect(refused.state).toBe('FAILED');
+    expect(refused.error).toMatch(/does not allow plain HTTP to 10\.255\.255\.1:5000/);
   });
 
   it('fails the build when the registry refuses the credentials', async () => {

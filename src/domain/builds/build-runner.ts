@@ -157,6 +157,9 @@ export class BuildRunner {
 
     if (build.push) {
       await this.#update(build, { phase: 'PUSHING' });
+      if (build.push.insecure && !(await engine.allowsPlainHttp(build.push.registry))) {
+        throw new DomainError('INVALID_INPUT', `The engine does not allow plain HTTP to ${build.push.registry}; the operator must list it in the daemon's insecure-registries.`);
+      }
       const target = `${build.push.registry}/${repository}`;
       const auth = await this.#registryAuth(build);
       let digest: string | null = null;

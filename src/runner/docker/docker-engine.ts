@@ -1,5 +1,6 @@
 // The ContainerEngine adapter on the Docker Engine API (dockerode). Every engine parameter comes from
 // the fixed templates here; user input only fills values that the domain has already checked.
+import { BlockList, isIP } from 'node:net';
 import Docker from 'dockerode';
 import type { ContainerEngine, EngineImage, EngineInfo, ImageBuildSpec, RegistryAuth } from '../engine.ts';
 import { ImageBuildFailed, ImagePushFailed } from '../engine.ts';
@@ -97,6 +98,21 @@ export class DockerEngine implements ContainerEngine {
       if (message.status && !message.progress) onOutput(`${message.id ? `${message.id}: ` : ''}${message.status}\n`);
     });
     return { digest };
+  }
+
+  async allowsPlainHttp(registry: string): Promise<boolean> {
+    const info = (await this.docker.info()) as { RegistryConfig?: { IndexConfigs?: Record<string, { Secure?: boolean }>; InsecureRegistryCIDRs?: string[] } };
+    const config = info.RegistryConfig ?? {};
+    if (config.IndexConfigs?.[registry]?.Secure === false) return true;
+    const host = registry.replace(/:\d+$/, '').replace(/^\[(.*)\]$/, '$1');
+    const family = isIP(host);
+    if (family === 0) return false;
+    const ranges = new BlockList();
+    for (const cidr of config.InsecureRegistryCIDRs ?? []) {
+      const [network, prefix] = cidr.split('/');
+      if (network && prefix && isIP(network)) ranges.addSubnet(network, Number(prefix), isIP(network) === 6 ? 'ipv6' : 'ipv4');
+    }
+    return ranges.check(host, family === 6 ? 'ipv6' : 'ipv4');
   }
 
   async removeImagesLabelled(label: string, value: string): Promise<number> {
