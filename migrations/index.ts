@@ -2,5 +2,6 @@
 import { Migration0001Accounts } from './0001-accounts.ts';
 import { Migration0002Tasks } from './0002-tasks.ts';
 import { Migration0003Builds } from './0003-builds.ts';
+import { Migration0004Pipelines } from './0004-pipelines.ts';
 
-export const migrations = [Migration0001Accounts, Migration0002Tasks, Migration0003Builds];
+export const migrations = [Migration0001Accounts, Migration0002Tasks, Migration0003Builds, Migration0004Pipelines];

@@ -38,6 +38,22 @@ export interface Config {
   /** 32 bytes that encrypt stored registry credentials; null: a key file under dataDir (one instance only). */
   secretKey: Buffer | null;
   builds: BuildSettings;
+  jobs: JobSettings;
+}
+
+export interface JobSettings {
+  concurrency: number;
+  /** Ceilings a job may ask up to; also the defaults. */
+  timeoutSeconds: number;
+  memoryBytes: number;
+  cpus: number;
+  pidsLimit: number;
+  tmpBytes: number;
+  stopGraceSeconds: number;
+  logMaxBytes: number;
+  outboxMaxBytes: number;
+  outboxMaxFiles: number;
+  maxAttachments: number;
 }
 
 export interface BuildSettings {
@@ -102,6 +118,17 @@ export const SETTINGS: Setting[] = [
   { name: 'SOURCE_ALLOW_PRIVATE', default: 'false', description: 'Allow private, loopback and link-local addresses for every source and registry.' },
   { name: 'UPLOAD_MAX_MB', default: '100', description: 'Largest uploaded file or downloaded tarball.' },
   { name: 'CONTEXT_MAX_MB', default: '1024', description: 'Largest build context once unpacked.' },
+  { name: 'JOB_CONCURRENCY', default: '2', description: 'Jobs that run at once on this instance; `0` runs none.' },
+  { name: 'JOB_TIMEOUT_SECONDS', default: '3600', description: 'Longest a job may run, and the default.' },
+  { name: 'JOB_MEMORY_MB', default: '2048', description: 'Most memory a job may ask for, and the default.' },
+  { name: 'JOB_CPUS', default: '1', description: 'Most CPUs a job may ask for, and the default.' },
+  { name: 'JOB_PIDS_LIMIT', default: '256', description: 'Most processes in a job container.' },
+  { name: 'JOB_TMP_MB', default: '256', description: 'Size of the writable `/tmp` of a job.' },
+  { name: 'JOB_STOP_GRACE_SECONDS', default: '10', description: 'Between SIGTERM and SIGKILL when a job is canceled or times out.' },
+  { name: 'JOB_LOG_MAX_MB', default: '10', description: 'Output stored per job; past it the job runs on, a truncation line is added and `logTruncated` is set.' },
+  { name: 'OUTBOX_MAX_MB', default: '1024', description: 'Most a job may leave in `/outbox` (larger: the job fails).' },
+  { name: 'OUTBOX_MAX_FILES', default: '10000', description: 'Most files a job may leave in `/outbox`.' },
+  { name: 'JOB_MAX_ATTACHMENTS', default: '20', description: 'Most attachments per job (each at most `UPLOAD_MAX_MB`).' },
   { name: 'SOURCE_TIMEOUT_SECONDS', default: '300', description: 'Longest a download, git fetch or hg clone may take.' },
 ];
 
@@ -171,6 +198,19 @@ export function parseConfig(env: Env = process.env, cwd = process.cwd()): Config
       uploadMaxBytes: integer(read('UPLOAD_MAX_MB'), 'UPLOAD_MAX_MB', 100, 1, 1_048_576) * 2 ** 20,
       contextMaxBytes: integer(read('CONTEXT_MAX_MB'), 'CONTEXT_MAX_MB', 1024, 1, 1_048_576) * 2 ** 20,
       sourceTimeoutSeconds: integer(read('SOURCE_TIMEOUT_SECONDS'), 'SOURCE_TIMEOUT_SECONDS', 300, 5, 86_400),
+    },
+    jobs: {
+      concurrency: integer(read('JOB_CONCURRENCY'), 'JOB_CONCURRENCY', 2, 0, 256),
+      timeoutSeconds: integer(read('JOB_TIMEOUT_SECONDS'), 'JOB_TIMEOUT_SECONDS', 3600, 1, 7 * 86_400),
+      memoryBytes: integer(read('JOB_MEMORY_MB'), 'JOB_MEMORY_MB', 2048, 8, 1_048_576) * 2 ** 20,
+      cpus: integer(read('JOB_CPUS'), 'JOB_CPUS', 1, 1, 256),
+      pidsLimit: integer(read('JOB_PIDS_LIMIT'), 'JOB_PIDS_LIMIT', 256, 8, 65_536),
+      tmpBytes: integer(read('JOB_TMP_MB'), 'JOB_TMP_MB', 256, 1, 1_048_576) * 2 ** 20,
+      stopGraceSeconds: integer(read('JOB_STOP_GRACE_SECONDS'), 'JOB_STOP_GRACE_SECONDS', 10, 0, 3600),
+      logMaxBytes: integer(read('JOB_LOG_MAX_MB'), 'JOB_LOG_MAX_MB', 10, 1, 1_048_576) * 2 ** 20,
+      outboxMaxBytes: integer(read('OUTBOX_MAX_MB'), 'OUTBOX_MAX_MB', 1024, 1, 1_048_576) * 2 ** 20,
+      outboxMaxFiles: integer(read('OUTBOX_MAX_FILES'), 'OUTBOX_MAX_FILES', 10_000, 1, 1_000_000),
+      maxAttachments: integer(read('JOB_MAX_ATTACHMENTS'), 'JOB_MAX_ATTACHMENTS', 20, 0, 1000),
     },
   };
 }

@@ -16,6 +16,10 @@ import { BUILD_TASK, BuildsService } from './domain/builds/builds.service.ts';
 import { BuildRunner } from './domain/builds/build-runner.ts';
 import { DEFAULT_CONTEXT_LIMITS } from './domain/builds/context/index.ts';
 import { TaskQueue } from './scheduler/queue.ts';
+import { JOB_TASK, PipelinesService } from './domain/pipelines/pipelines.service.ts';
+import { JobsService } from './domain/jobs/jobs.service.ts';
+import { JobExecutor } from './domain/jobs/job-executor.ts';
+import { DockerJobRunner } from './runner/docker/docker-job-runner.ts';
 import { Worker } from './scheduler/worker.ts';
 
 export interface Dockyard {
@@ -42,22 +46,39 @@ export async function startDockyard(config: Config): Promise<Dockyard> {
   const auth = new AuthService(orm, users, events.bus, config.sessionTtlMs);
   const images = new ImagesService(orm, engine, secrets);
   const builds = new BuildsService({ instanceId: config.instanceId, orm, bus: events.bus, queue, logs, secrets, settings: config.builds, dataDir: config.dataDir, limits });
-  const services: Services = { users, auth, images, builds, bus: events.bus };
+  const pipelines = new PipelinesService({ orm, bus: events.bus, queue, dataDir: config.dataDir, instanceId: config.instanceId });
+  const jobs = new JobsService({ orm, bus: events.bus, logs, pipelines, settings: config.jobs, uploadMaxBytes: config.builds.uploadMaxBytes, dataDir: config.dataDir });
+  const services: Services = { users, auth, images, builds, pipelines, jobs, bus: events.bus };
 
   const buildRunner = new BuildRunner({ orm, bus: events.bus, engine, logs, builds, secrets, settings: config.builds, dataDir: config.dataDir, limits });
-  // BUILD_CONCURRENCY=0: an API-only instance; builds run on the others.
-  const worker =
-    config.builds.concurrency > 0
-      ? new Worker(queue, events.bus, { workerId: config.instanceId, concurrency: config.builds.concurrency, handlers: { [BUILD_TASK]: buildRunner.run } })
-      : null;
+  const jobExecutor = new JobExecutor({ orm, bus: events.bus, runner: new DockerJobRunner(config.dockerHost), logs, jobs, pipelines, settings: config.jobs, instanceId: config.instanceId });
+
+  // A concurrency of 0 makes an instance that runs no builds (or jobs): they run on the others.
+  const workers = [
+    { kind: BUILD_TASK, concurrency: config.builds.concurrency, run: buildRunner.run },
+    { kind: JOB_TASK, concurrency: config.jobs.concurrency, run: jobExecutor.run },
+  ]
+    .filter(({ concurrency }) => concurrency > 0)
+    .map(({ kind, concurrency, run }) =>
+      new Worker(queue, events.bus, { workerId: `${config.instanceId}/${kind}`, affinity: config.instanceId, concurrency, handlers: { [kind]: run } }),
+    );
   buildRunner.start();
-  await worker?.start();
+  jobExecutor.start();
+  if (config.jobs.concurrency > 0) {
+    const ended = await jobExecutor.reconcile().catch((error: unknown) => {
+      console.error('jobs: reconciling containers failed', error);
+      return 0;
+    });
+    if (ended > 0) console.log(`dockyard: ended ${ended} job(s) left running by an earlier run`);
+  }
+  await Promise.all(workers.map((worker) => worker.start()));
 
   const policy = { allowedOrigins: config.allowedOrigins, trustProxy: config.trustProxy, publicUrl: config.publicUrl };
   const yoga = createGraphqlHandler(config, services, policy);
   const http = createHttpServer({
     yoga,
     bus: events.bus,
+    services,
     policy,
     checks: {
       database: async () => {
@@ -83,10 +104,11 @@ export async function startDockyard(config: Config): Promise<Dockyard> {
   let closing: Promise<void> | null = null;
   const close = async () => {
     await http.close(config.shutdownGraceMs);
-    // Builds still running end ERRORED (their engine request cannot outlive the process).
+    // Builds and jobs still running end ERRORED (their engine requests cannot outlive the process).
     buildRunner.abortAll();
-    await worker?.stop();
-    await buildRunner.stop();
+    jobExecutor.stopAll();
+    await Promise.all(workers.map((worker) => worker.stop()));
+    await Promise.all([buildRunner.stop(), jobExecutor.stop()]);
     await Promise.allSettled([orm.close(), events.close()]);
   };
   return {

@@ -6,5 +6,7 @@ import { LogLine } from '../domain/logs/log-line.entity.ts';
 import { Image } from '../domain/images/image.entity.ts';
 import { RegistryCredential } from '../domain/images/registry-credential.entity.ts';
 import { Build } from '../domain/builds/build.entity.ts';
+import { Pipeline } from '../domain/pipelines/pipeline.entity.ts';
+import { Job } from '../domain/jobs/job.entity.ts';
 
-export const entities = [User, Session, ApiToken, LogLine, Image, RegistryCredential, Build];
+export const entities = [User, Session, ApiToken, LogLine, Image, RegistryCredential, Build, Pipeline, Job];

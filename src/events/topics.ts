@@ -33,6 +33,16 @@ export interface BuildCancelRequested {
   buildId: string;
 }
 
+export interface JobUpdated {
+  jobId: string;
+  pipelineId: string;
+  state: string;
+}
+
+export interface JobCancelRequested {
+  jobId: string;
+}
+
 export type Topics = {
   /** Security-relevant changes to one user's account, scoped by user id. */
   account: [userId: string, event: AccountEvent];
@@ -44,4 +54,10 @@ export type Topics = {
   buildUpdated: [buildId: string, event: BuildUpdated];
   /** Someone asked to cancel a running build: the instance running it stops it. */
   buildCancelRequested: [event: BuildCancelRequested];
+  /** A job changed state (or its usage was sampled). */
+  jobUpdated: [jobId: string, event: JobUpdated];
+  /** A job or the pipeline around it changed: scoped by pipeline. */
+  pipelineUpdated: [pipelineId: string, event: JobUpdated];
+  /** Someone asked to cancel a running job: the instance running it stops it. */
+  jobCancelRequested: [event: JobCancelRequested];
 };

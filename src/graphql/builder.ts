@@ -2,6 +2,7 @@
 // otherwise; `authScopes: { user: true }` marks what needs a logged-in user.
 import SchemaBuilder from '@pothos/core';
 import ScopeAuthPlugin from '@pothos/plugin-scope-auth';
+import RelayPlugin from '@pothos/plugin-relay';
 import { GraphQLError, Kind } from 'graphql';
 import type { RequestContext } from '../http/context.ts';
 import type { FileUpload } from 'graphql-upload-minimal';
@@ -16,7 +17,8 @@ export const builder = new SchemaBuilder<{
     Upload: { Input: Promise<FileUpload>; Output: never };
   };
 }>({
-  plugins: [ScopeAuthPlugin],
+  plugins: [ScopeAuthPlugin, RelayPlugin],
+  relay: {},
   defaultFieldNullability: false,
   scopeAuth: {
     authorizeOnSubscribe: true,

@@ -6,6 +6,7 @@ import '../auth/auth.schema.ts';
 import '../domain/logs/logs.schema.ts';
 import '../domain/images/images.schema.ts';
 import '../domain/builds/builds.schema.ts';
+import '../domain/jobs/jobs.schema.ts';
 
 let schema: GraphQLSchema | undefined;
 

@@ -7,6 +7,8 @@ import { DomainError } from '../domain/errors.ts';
 import type { UsersService } from '../domain/users/users.service.ts';
 import type { ImagesService } from '../domain/images/images.service.ts';
 import type { BuildsService } from '../domain/builds/builds.service.ts';
+import type { PipelinesService } from '../domain/pipelines/pipelines.service.ts';
+import type { JobsService } from '../domain/jobs/jobs.service.ts';
 import type { EventBus } from '../events/pubsub.ts';
 import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
@@ -17,6 +19,8 @@ export interface Services {
   auth: AuthService;
   images: ImagesService;
   builds: BuildsService;
+  pipelines: PipelinesService;
+  jobs: JobsService;
   bus: EventBus;
 }
 

@@ -7,13 +7,15 @@ import { WebSocketServer } from 'ws';
 import { GRAPHQL_PATH, type Yoga } from '../graphql/yoga.ts';
 import type { EventBus } from '../events/pubsub.ts';
 import { serveGraphqlWs } from '../graphql/ws.ts';
-import { readCredential } from './context.ts';
+import { readCredential, type Services } from './context.ts';
+import { isDownload, serveDownload } from './downloads.ts';
 import { runChecks, type Checks } from './health.ts';
 import { originAllowed, type OriginPolicy } from './origins.ts';
 
 export interface HttpServerOptions {
   yoga: Yoga;
   bus: EventBus;
+  services: Services;
   checks: Checks;
   policy: OriginPolicy;
   /** WebSocket messages larger than this are refused. */
@@ -26,7 +28,7 @@ export interface HttpServer {
   close(graceMs: number): Promise<void>;
 }
 
-export function createHttpServer({ yoga, bus, checks, policy, maxWsPayload = 64 * 1024 }: HttpServerOptions): HttpServer {
+export function createHttpServer({ yoga, bus, services, checks, policy, maxWsPayload = 64 * 1024 }: HttpServerOptions): HttpServer {
   let closing = false;
 
   const server = createServer((req, res) => {
@@ -45,6 +47,7 @@ export function createHttpServer({ yoga, bus, checks, policy, maxWsPayload = 64 
       if (tooLargeForJson(req)) return json(res, 413, { errors: [{ message: `A GraphQL request without files is limited to ${MAX_JSON_BODY} bytes.`, extensions: { code: 'TOO_LARGE' } }] });
       return void (await yoga.requestListener(req, res));
     }
+    if (isDownload(pathname)) return serveDownload(services, policy, req, res, pathname);
     if (pathname === '/healthz') return json(res, 200, { status: 'ok' });
     if (pathname === '/readyz') {
       const { ready, checks: results } = await runChecks(checks);

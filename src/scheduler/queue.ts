@@ -72,9 +72,12 @@ export class TaskQueue {
     this.#bus.publish('taskAdded', { kind });
   }
 
-  /** Locks the next task for this worker; a lock not renewed for `leaseMs` counts as abandoned. */
-  async claim(workerId: string, kinds: string[], leaseMs = DEFAULT_LEASE_MS): Promise<Task | null> {
-    const [row] = await this.#orm.em.fork().execute<TaskRow[]>(CLAIM, [workerId, kinds, workerId, leaseMs / 1000]);
+  /**
+   * Locks the next task for this worker: one without affinity, or one whose affinity is `affinity` (the
+   * instance the worker belongs to). A lock not renewed for `leaseMs` counts as abandoned.
+   */
+  async claim(workerId: string, kinds: string[], leaseMs = DEFAULT_LEASE_MS, affinity = workerId): Promise<Task | null> {
+    const [row] = await this.#orm.em.fork().execute<TaskRow[]>(CLAIM, [workerId, kinds, affinity, leaseMs / 1000]);
     if (!row) return null;
     return { id: String(row.id), kind: row.kind, payload: row.payload, attempts: row.attempts, maxAttempts: row.max_attempts };
   }

@@ -9,6 +9,8 @@ export type TaskHandler = (task: Task) => Promise<void>;
 export interface WorkerOptions {
   /** Stable across restarts of the same instance, so that a restart can release what a crash left locked. */
   workerId: string;
+  /** The instance this worker belongs to: it also runs the tasks that must run there (default: workerId). */
+  affinity?: string;
   concurrency: number;
   handlers: Record<string, TaskHandler>;
   /** Upper bound on how long a due task can wait when no wake-up arrives. */
@@ -40,6 +42,7 @@ export class Worker {
     this.#bus = bus;
     this.#kinds = Object.keys(options.handlers);
     this.#options = {
+      affinity: options.workerId,
       pollIntervalMs: 1000,
       leaseMs: DEFAULT_LEASE_MS,
       retryDelayMs: (attempt) => Math.min(60_000, 1000 * 2 ** (attempt - 1)),
@@ -82,7 +85,7 @@ export class Worker {
       while (this.#active.size < this.#options.concurrency && !this.#stopping) {
         let task: Task | null;
         try {
-          task = await this.#queue.claim(this.#options.workerId, this.#kinds, this.#options.leaseMs);
+          task = await this.#queue.claim(this.#options.workerId, this.#kinds, this.#options.leaseMs, this.#options.affinity);
         } catch (error) {
           this.#options.onError(error, null);
           break;

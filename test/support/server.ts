@@ -21,6 +21,7 @@ export async function startTestServer(env: Record<string, string | undefined> = 
     SHUTDOWN_GRACE_MS: '2000',
     // Test files share the database: only servers that test builds run them, each under its own worker id.
     BUILD_CONCURRENCY: '0',
+    JOB_CONCURRENCY: '0',
     INSTANCE_ID: `test-${randomUUID()}`,
     ...env,
   });

@@ -1,12 +1,13 @@
 // GraphQL for builds: starting one from any source, reading it and its log, following both live, cancelling.
-import type { FileUpload } from 'graphql-upload-minimal';
 import { builder } from '../../graphql/builder.ts';
 import { parseId } from '../../graphql/ids.ts';
+import { KeyValueInput, KeyValueRef, keyValues } from '../../graphql/key-value.ts';
 import { DomainError } from '../errors.ts';
 import { ImageRef } from '../images/images.schema.ts';
 import { LogLineRef } from '../logs/logs.schema.ts';
 import { BUILD_PHASES, BUILD_STATES, type Build, type BuildSource } from './build.entity.ts';
-import type { BuildSourceInput, StartBuildInput, UploadedFile } from './builds.service.ts';
+import type { BuildSourceInput, StartBuildInput } from './builds.service.ts';
+import { uploadedFile } from '../../graphql/uploads.ts';
 
 const BuildStateEnum = builder.enumType('BuildState', { values: BUILD_STATES });
 const BuildPhaseEnum = builder.enumType('BuildPhase', { values: BUILD_PHASES });
@@ -14,12 +15,6 @@ const BuildSourceKindEnum = builder.enumType('BuildSourceKind', {
   values: ['DOCKERFILE', 'TARBALL', 'TARBALL_URL', 'GIT', 'MERCURIAL'] as const,
 });
 
-const KeyValueRef = builder.objectRef<{ key: string; value: string }>('KeyValue').implement({
-  fields: (t) => ({ key: t.exposeString('key'), value: t.exposeString('value') }),
-});
-const KeyValueInput = builder.inputType('KeyValueInput', {
-  fields: (t) => ({ key: t.string({ required: true }), value: t.string({ required: true }) }),
-});
 
 const BuildSourceRef = builder.objectRef<BuildSource>('BuildSource').implement({
   description: 'Where the build context came from.',
@@ -46,7 +41,6 @@ const BuildProgressRef = builder.objectRef<{ current: number; total: number }>('
   fields: (t) => ({ current: t.exposeInt('current'), total: t.exposeInt('total') }),
 });
 
-const pairs = (record: Record<string, string>) => Object.entries(record).map(([key, value]) => ({ key, value }));
 
 export const BuildRef = builder.objectRef<Build>('Build').implement({
   description: 'One attempt to build an image.',
@@ -64,8 +58,8 @@ export const BuildRef = builder.objectRef<Build>('Build').implement({
     source: t.expose('source', { type: BuildSourceRef }),
     dockerfile: t.exposeString('dockerfile', { nullable: true }),
     noCache: t.boolean({ resolve: (b) => b.options.noCache }),
-    buildArgs: t.field({ type: [KeyValueRef], resolve: (b) => pairs(b.options.buildArgs) }),
-    labels: t.field({ type: [KeyValueRef], resolve: (b) => pairs(b.options.labels) }),
+    buildArgs: t.field({ type: [KeyValueRef], resolve: (b) => keyValues(b.options.buildArgs) }),
+    labels: t.field({ type: [KeyValueRef], resolve: (b) => keyValues(b.options.labels) }),
     target: t.string({ nullable: true, resolve: (b) => b.options.target }),
     tags: t.stringList({ description: 'Tags asked for.', resolve: (b) => b.options.tags }),
     timeoutSeconds: t.int({ resolve: (b) => b.options.timeoutSeconds }),
@@ -143,17 +137,13 @@ async function sourceOf(input: BuildImageArgs): Promise<BuildSourceInput> {
   }
   if (input.files?.length && input.dockerfile == null) throw new DomainError('INVALID_SOURCE', 'files go with dockerfile.', 'files');
   if (input.dockerfile != null) {
-    return { kind: 'DOCKERFILE', dockerfile: input.dockerfile, files: await Promise.all((input.files ?? []).map(uploaded)) };
+    return { kind: 'DOCKERFILE', dockerfile: input.dockerfile, files: await Promise.all((input.files ?? []).map(uploadedFile)) };
   }
-  if (input.contextTarball) return { kind: 'TARBALL', file: await uploaded(input.contextTarball) };
+  if (input.contextTarball) return { kind: 'TARBALL', file: await uploadedFile(input.contextTarball) };
   if (input.tarballUrl != null) return { kind: 'TARBALL_URL', url: input.tarballUrl };
   return input.git ? { kind: 'GIT', ...input.git } : { kind: 'MERCURIAL', ...input.mercurial! };
 }
 
-async function uploaded(file: unknown): Promise<UploadedFile> {
-  const upload = await (file as Promise<FileUpload>);
-  return { name: upload.filename, open: () => upload.createReadStream() };
-}
 
 builder.queryFields((t) => ({
   build: t.field({

@@ -2,18 +2,18 @@
 // Running a build is the BuildRunner's job; both share the rules about states written here.
 import { mkdir, rm } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { pipeline } from 'node:stream/promises';
+import { createReadStream } from 'node:fs';
 import path from 'node:path';
-import { Transform } from 'node:stream';
 import { UniqueConstraintViolationException } from '@mikro-orm/core';
 import type { Orm } from '../../db/orm.ts';
 import type { EventBus } from '../../events/pubsub.ts';
+import { followChanges } from '../../events/follow.ts';
 import type { BuildSettings } from '../../config.ts';
 import type { TaskQueue } from '../../scheduler/queue.ts';
 import type { SecretBox } from '../../auth/secret-box.ts';
 import type { User } from '../users/user.entity.ts';
 import { DomainError } from '../errors.ts';
+import { saveUpload, type UploadedFile } from '../uploads.ts';
 import { Image } from '../images/image.entity.ts';
 import type { LogsService } from '../logs/logs.service.ts';
 import type { LogLine } from '../logs/log-line.entity.ts';
@@ -42,11 +42,6 @@ import {
 
 export const BUILD_TASK = 'build';
 
-/** A file from a GraphQL multipart request or a REST upload, read once as a stream. */
-export interface UploadedFile {
-  name: string;
-  open(): NodeJS.ReadableStream;
-}
 
 export type BuildSourceInput =
   | { kind: 'DOCKERFILE'; dockerfile: string; files: UploadedFile[] }
@@ -175,23 +170,7 @@ export class BuildsService {
   /** The build now, then again after every change, ending with its final state. */
   async followUpdates(user: User, id: number): Promise<AsyncGenerator<Build>> {
     await this.get(user, id);
-    return this.#updates(user, id);
-  }
-
-  async *#updates(user: User, id: number): AsyncGenerator<Build> {
-    const wakeups = this.#deps.bus.subscribe('buildUpdated', String(id))[Symbol.asyncIterator]();
-    let wakeup = wakeups.next();
-    try {
-      for (;;) {
-        const build = await this.get(user, id);
-        yield build;
-        if (FINISHED_BUILD_STATES.includes(build.state)) return;
-        await Promise.race([wakeup, delay(1000)]);
-        wakeup = wakeups.next();
-      }
-    } finally {
-      await wakeups.return?.();
-    }
+    return followChanges(this.#deps.bus, 'buildUpdated', String(id), () => this.get(user, id), (build) => FINISHED_BUILD_STATES.includes(build.state));
   }
 
   async isFinished(id: number): Promise<boolean> {
@@ -260,7 +239,7 @@ export class BuildsService {
       const files: { name: string; path: string }[] = [];
       for (const [i, file] of source.files.entries()) {
         const target = path.join(uploads, String(i));
-        await saveCapped(file, target, cap);
+        await saveUpload(file, target, cap, 'files');
         files.push({ name: file.name, path: target });
       }
       const context = path.join(workDir, 'context');
@@ -269,7 +248,7 @@ export class BuildsService {
       await rm(uploads, { recursive: true, force: true });
     } else if (source.kind === 'TARBALL') {
       const archive = path.join(workDir, 'context.tar');
-      await saveCapped(source.file, archive, cap);
+      await saveUpload(source.file, archive, cap, 'contextTarball');
       const context = path.join(workDir, 'context');
       await mkdir(context);
       await extractTarball(createReadStream(archive), context, this.#deps.limits);
@@ -310,30 +289,4 @@ export class BuildsService {
       throw error;
     }
   }
-}
-
-/** Streams an upload to disk; TOO_LARGE past `cap` bytes (the partial file is the caller's to remove). */
-async function saveCapped(file: UploadedFile, target: string, cap: number): Promise<void> {
-  let received = 0;
-  const counter = new Transform({
-    transform(chunk: Buffer, _encoding, callback) {
-      received += chunk.length;
-      if (received > cap) callback(new DomainError('TOO_LARGE', `"${file.name.slice(0, 100)}" is larger than ${cap} bytes.`, 'files'));
-      else callback(null, chunk);
-    },
-  });
-  try {
-    await pipeline(file.open(), counter, createWriteStream(target));
-  } catch (error) {
-    if (error instanceof DomainError) throw error;
-    // graphql-upload-minimal ends an over-size file with this error.
-    if (/exceeds the .* size limit/i.test((error as Error).message)) {
-      throw new DomainError('TOO_LARGE', `"${file.name.slice(0, 100)}" is larger than ${cap} bytes.`, 'files');
-    }
-    throw error;
-  }
-}
-
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }

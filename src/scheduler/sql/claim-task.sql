@@ -1,4 +1,4 @@
--- params: worker id, kinds (expanded list), worker id, lease (seconds)
+-- params: worker id, kinds (expanded list), affinity (the worker's instance), lease (seconds)
 -- Locks the oldest due task of these kinds that no one holds (or whose holder stopped renewing its
 -- lease: that instance is gone) and that any worker or this one may run. Concurrent claimers skip
 -- each other's rows.

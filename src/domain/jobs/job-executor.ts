@@ -1,0 +1,226 @@
+// Runs one dispatched job (the scheduler calls `run` for each claimed job task): start its container
+// from the fixed template, store every output line, sample its resource use, stop it on cancel or
+// timeout, keep its /outbox, record how it ended, and move its pipeline on to the next job.
+import { mkdir, rm } from 'node:fs/promises';
+import path from 'node:path';
+import type { Orm } from '../../db/orm.ts';
+import type { EventBus } from '../../events/pubsub.ts';
+import type { JobSettings } from '../../config.ts';
+import type { Task } from '../../scheduler/queue.ts';
+import { OutboxTooLarge, type JobRunner, type ResourceUsage, type RunningJob } from '../../runner/jobs.ts';
+import { LineSplitter } from '../logs/line-splitter.ts';
+import { LogWriter, type LogsService } from '../logs/logs.service.ts';
+import type { PipelinesService } from '../pipelines/pipelines.service.ts';
+import { Job, type JobState } from './job.entity.ts';
+import type { JobsService } from './jobs.service.ts';
+
+export interface JobExecutorDeps {
+  orm: Orm;
+  bus: EventBus;
+  runner: JobRunner;
+  logs: LogsService;
+  jobs: JobsService;
+  pipelines: PipelinesService;
+  settings: JobSettings;
+  instanceId: string;
+}
+
+type Ending = 'CANCELED' | 'TIMED_OUT' | 'SERVICE_STOPPING';
+
+interface Outcome {
+  state: JobState;
+  exitCode: number | null;
+  error: string | null;
+}
+
+export class JobExecutor {
+  readonly #deps: JobExecutorDeps;
+  /** Jobs running in this process: cancel requests from any instance, timeouts and shutdown stop them. */
+  readonly #running = new Map<number, { container: RunningJob; end(reason: Ending): void }>();
+  #cancelRequests: AsyncIterator<unknown> | null = null;
+
+  constructor(deps: JobExecutorDeps) {
+    this.#deps = deps;
+  }
+
+  start(): void {
+    const requests = this.#deps.bus.subscribe('jobCancelRequested')[Symbol.asyncIterator]();
+    this.#cancelRequests = requests;
+    void (async () => {
+      for (let step = await requests.next(); !step.done; step = await requests.next()) {
+        this.#running.get(Number((step.value as { jobId: string }).jobId))?.end('CANCELED');
+      }
+    })().catch((error: unknown) => console.error('jobs: cancel listener failed', error));
+  }
+
+  /** On shutdown: stop what runs here; those jobs end ERRORED, saying why. */
+  stopAll(): void {
+    for (const running of this.#running.values()) running.end('SERVICE_STOPPING');
+  }
+
+  async stop(): Promise<void> {
+    await this.#cancelRequests?.return?.();
+  }
+
+  /**
+   * At start-up: a job container this instance left behind is stopped and removed, and its job (if it
+   * was still RUNNING) ends ERRORED. Jobs RUNNING with no container end ERRORED when their task comes back.
+   */
+  async reconcile(): Promise<number> {
+    const { runner, settings, instanceId } = this.#deps;
+    let ended = 0;
+    for (const container of await runner.listManaged()) {
+      if (container.instanceId !== instanceId) continue;
+      await runner.discard(container.containerId, settings.stopGraceSeconds);
+      const job = await this.#deps.orm.em.fork().findOne(Job, { id: container.jobId }, { populate: ['pipeline'] });
+      if (job?.state === 'RUNNING') {
+        await this.#finish(job, { state: 'ERRORED', exitCode: null, error: 'The service restarted while the job ran; its container was stopped.' }, null);
+        ended++;
+      }
+    }
+    return ended;
+  }
+
+  /** The task handler. */
+  run = async (task: Task): Promise<void> => {
+    const { jobId } = task.payload as { jobId: number };
+    const em = this.#deps.orm.em.fork();
+    const job = await em.findOne(Job, { id: jobId }, { populate: ['image', 'pipeline'] });
+    if (!job) return;
+    if (job.state === 'RUNNING') {
+      // Taken over after its instance stopped: the container (if any) went with it.
+      return this.#finish(job, { state: 'ERRORED', exitCode: null, error: 'The service stopped while the job ran.' }, null);
+    }
+    if (job.state !== 'QUEUED' || (await em.nativeUpdate(Job, { id: jobId, state: 'QUEUED' }, { state: 'RUNNING', startedAt: new Date() })) !== 1) {
+      return this.#deps.pipelines.advance(job.pipeline.id);
+    }
+    this.#deps.jobs.publish(job, 'RUNNING');
+    const log = new CappedLog(new LogWriter(this.#deps.logs, 'job', job.id, 1), this.#deps.settings.logMaxBytes);
+    let usage: ResourceUsage | null = null;
+    let outcome: Outcome;
+    try {
+      const result = await this.#execute(job, log);
+      usage = result.usage;
+      outcome = result.outcome;
+    } catch (error) {
+      outcome = { state: 'ERRORED', exitCode: null, error: `The engine failed: ${(error as Error).message}` };
+    }
+    if (outcome.state !== 'SUCCEEDED') log.system(`${outcome.state}${outcome.exitCode !== null ? ` (exit code ${outcome.exitCode})` : ''}: ${outcome.error ?? ''}`);
+    await log.close();
+    await em.nativeUpdate(Job, { id: job.id }, { logTruncated: log.truncated });
+    await this.#finish(job, outcome, usage);
+  };
+
+  async #execute(job: Job, log: CappedLog): Promise<{ outcome: Outcome; usage: ResourceUsage }> {
+    const { runner, settings } = this.#deps;
+    const inbox = this.#deps.jobs.inboxDir(job);
+    const splitters = { stdout: new LineSplitter(), stderr: new LineSplitter() };
+    const container = await runner.start(
+      {
+        jobId: job.id,
+        ownerId: job.owner.id,
+        instanceId: this.#deps.instanceId,
+        image: job.image.dockerImageId!,
+        command: job.command,
+        env: job.env,
+        inbox: job.attachments.map((a) => ({ name: a.name, path: path.join(inbox, a.name) })),
+        limits: { memoryBytes: Number(job.memoryBytes), cpus: Number(job.cpus), pidsLimit: settings.pidsLimit, tmpBytes: settings.tmpBytes, stopGraceSeconds: settings.stopGraceSeconds },
+      },
+      (stream, chunk) => splitters[stream].push(chunk).forEach((line) => log.write(stream, line)),
+    );
+    await this.#deps.orm.em.fork().nativeUpdate(Job, { id: job.id }, { containerId: container.containerId });
+
+    let ending: Ending | null = null;
+    const end = (reason: Ending) => {
+      if (ending) return;
+      ending = reason;
+      void container.stop(settings.stopGraceSeconds).catch(() => {});
+    };
+    this.#running.set(job.id, { container, end });
+    const timer = setTimeout(() => end('TIMED_OUT'), job.timeoutSeconds * 1000);
+    // A cancel that came before the container existed.
+    if ((await this.#deps.orm.em.fork().findOne(Job, { id: job.id }, { fields: ['cancelRequestedAt'] }))?.cancelRequestedAt) end('CANCELED');
+    try {
+      const exit = await container.exited;
+      for (const stream of ['stdout', 'stderr'] as const) splitters[stream].end().forEach((line) => log.write(stream, line));
+      const usage = container.usage();
+      const ended = ending as Ending | null;
+      if (ended === 'CANCELED') return { outcome: { state: 'CANCELED', exitCode: exit.exitCode, error: 'Canceled.' }, usage };
+      if (ended === 'TIMED_OUT') return { outcome: { state: 'TIMED_OUT', exitCode: exit.exitCode, error: `The job ran longer than ${job.timeoutSeconds} s.` }, usage };
+      if (ended === 'SERVICE_STOPPING') return { outcome: { state: 'ERRORED', exitCode: exit.exitCode, error: 'The service stopped while the job ran.' }, usage };
+      const outbox = await this.#collectOutbox(job, container.containerId);
+      if (outbox) return { outcome: outbox, usage };
+      if (exit.oomKilled) return { outcome: { state: 'FAILED', exitCode: exit.exitCode, error: `The job ran out of memory (limit ${Number(job.memoryBytes)} bytes).` }, usage };
+      return { outcome: { state: exit.exitCode === 0 ? 'SUCCEEDED' : 'FAILED', exitCode: exit.exitCode, error: null }, usage };
+    } finally {
+      clearTimeout(timer);
+      this.#running.delete(job.id);
+      await runner.remove(container.containerId).catch((error: unknown) => console.error(`jobs: could not remove container of job ${job.id}`, error));
+    }
+  }
+
+  /** Keeps /outbox under the job's work directory; a failing outcome when it is over a cap. */
+  async #collectOutbox(job: Job, containerId: string): Promise<Outcome | null> {
+    const { settings } = this.#deps;
+    const dir = this.#deps.jobs.outboxDir(job);
+    await rm(dir, { recursive: true, force: true });
+    await mkdir(dir, { recursive: true });
+    try {
+      const files = await this.#deps.runner.collectOutbox(containerId, dir, {
+        maxTotalBytes: settings.outboxMaxBytes,
+        maxFiles: settings.outboxMaxFiles,
+        maxFileBytes: settings.outboxMaxBytes,
+      });
+      await this.#deps.orm.em.fork().nativeUpdate(Job, { id: job.id }, { results: files });
+      return null;
+    } catch (error) {
+      if (!(error instanceof OutboxTooLarge)) throw error;
+      await rm(dir, { recursive: true, force: true });
+      return { state: 'FAILED', exitCode: null, error: `The job's /outbox is too large: ${error.message}` };
+    }
+  }
+
+  async #finish(job: Job, outcome: Outcome, usage: ResourceUsage | null): Promise<void> {
+    await this.#deps.orm.em.fork().nativeUpdate(Job, { id: job.id }, {
+      state: outcome.state,
+      exitCode: outcome.exitCode,
+      error: outcome.error,
+      finishedAt: new Date(),
+      ...(usage ? { cpuSeconds: usage.cpuSeconds, peakMemoryBytes: usage.peakMemoryBytes, bytesRead: usage.bytesRead, bytesWritten: usage.bytesWritten } : {}),
+    });
+    this.#deps.jobs.publish(job, outcome.state);
+    await this.#deps.pipelines.advance(job.pipeline.id);
+  }
+}
+
+/** A job's log with a size cap: past it the job runs on, one line says the rest was not kept, and `truncated` is set. */
+class CappedLog {
+  readonly #writer: LogWriter;
+  readonly #maxBytes: number;
+  #bytes = 0;
+  truncated = false;
+
+  constructor(writer: LogWriter, maxBytes: number) {
+    this.#writer = writer;
+    this.#maxBytes = maxBytes;
+  }
+
+  write(stream: 'stdout' | 'stderr', text: string): void {
+    if (this.truncated) return;
+    this.#bytes += Buffer.byteLength(text) + 1;
+    if (this.#bytes > this.#maxBytes) {
+      this.truncated = true;
+      this.#writer.write('system', `[log truncated: more than ${this.#maxBytes} bytes of output; the job goes on, its further output is not kept]`);
+      return;
+    }
+    this.#writer.write(stream, text);
+  }
+
+  system(text: string): void {
+    this.#writer.write('system', text);
+  }
+
+  close(): Promise<void> {
+    return this.#writer.flush();
+  }
+}

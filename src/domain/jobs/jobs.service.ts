@@ -1,0 +1,205 @@
+// Jobs of a pipeline: add (with attachments), remove, reorder, read, follow, cancel, and their results.
+// Every read is scoped to the owner: another user's job reads exactly like a missing one.
+import { mkdir, rm } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import { LockMode } from '@mikro-orm/core';
+import type { Orm } from '../../db/orm.ts';
+import { followChanges } from '../../events/follow.ts';
+import type { EventBus } from '../../events/pubsub.ts';
+import type { JobSettings } from '../../config.ts';
+import type { User } from '../users/user.entity.ts';
+import { DomainError } from '../errors.ts';
+import { Image } from '../images/image.entity.ts';
+import type { LogsService } from '../logs/logs.service.ts';
+import { LogLine } from '../logs/log-line.entity.ts';
+import { saveUpload, type UploadedFile } from '../uploads.ts';
+import { Pipeline } from '../pipelines/pipeline.entity.ts';
+import { assertNotRunning, type PipelinesService } from '../pipelines/pipelines.service.ts';
+import { checkAttachmentName, checkCommand, checkEnv } from './command.ts';
+import { FINISHED_JOB_STATES, Job, type Attachment, type JobResult, type JobState } from './job.entity.ts';
+
+export interface AddJobInput {
+  imageId: number;
+  /** The argv; or `commandLine`, split like a shell would. */
+  command?: string[] | null;
+  commandLine?: string | null;
+  env?: { key: string; value: string }[] | null;
+  attachments?: UploadedFile[] | null;
+  timeoutSeconds?: number | null;
+  cpus?: number | null;
+  memoryMb?: number | null;
+}
+
+export interface JobsDeps {
+  orm: Orm;
+  bus: EventBus;
+  logs: LogsService;
+  pipelines: PipelinesService;
+  settings: JobSettings;
+  uploadMaxBytes: number;
+  dataDir: string;
+}
+
+export class JobsService {
+  readonly #deps: JobsDeps;
+
+  constructor(deps: JobsDeps) {
+    this.#deps = deps;
+  }
+
+  /** Adds a job at the end of the pipeline. Its attachments are streamed to disk; all input is checked first. */
+  async add(user: User, pipelineId: number, input: AddJobInput): Promise<Job> {
+    const { settings } = this.#deps;
+    const em = this.#deps.orm.em.fork();
+    const pipeline = await this.#pipeline(user, pipelineId);
+    assertNotRunning(pipeline);
+    const image = Number.isSafeInteger(input.imageId) ? await em.findOne(Image, { id: input.imageId, owner: user.id }) : null;
+    if (!image) throw new DomainError('NOT_FOUND', 'No such image.', 'imageId');
+    if (!image.dockerImageId) throw new DomainError('INVALID_INPUT', 'The image has not been built yet.', 'imageId');
+    const command = checkCommand(input.command, input.commandLine);
+    const env = checkEnv(input.env ?? []);
+    const files = input.attachments ?? [];
+    if (files.length > settings.maxAttachments) throw new DomainError('INVALID_INPUT', `At most ${settings.maxAttachments} attachments.`, 'attachments');
+    const names = files.map((file) => checkAttachmentName(file.name));
+    if (new Set(names).size !== names.length) throw new DomainError('INVALID_INPUT', 'Two attachments have the same name.', 'attachments');
+    const timeoutSeconds = within(input.timeoutSeconds, 1, settings.timeoutSeconds, 'timeoutSeconds');
+    const cpus = within(input.cpus, 0.01, settings.cpus, 'cpus');
+    const memoryBytes = within(input.memoryMb, 8, settings.memoryBytes / 2 ** 20, 'memoryMb') * 2 ** 20;
+
+    const workDir = path.join('jobs', `${Date.now().toString(36)}-${randomBytes(6).toString('hex')}`);
+    const inbox = path.join(this.#deps.dataDir, workDir, 'inbox'); // inboxDir(job) once the job exists
+    await mkdir(inbox, { recursive: true });
+    try {
+      const attachments: Attachment[] = [];
+      for (const [i, file] of files.entries()) {
+        const { size, sha256 } = await saveUpload(file, path.join(inbox, names[i]!), this.#deps.uploadMaxBytes, 'attachments');
+        attachments.push({ name: names[i]!, size, sha256 });
+      }
+      const job = await em.transactional(async (tx) => {
+        // Locked, so that two jobs added at once get different positions and a submit waits for them.
+        const locked = await tx.findOneOrFail(Pipeline, { id: pipeline.id }, { lockMode: LockMode.PESSIMISTIC_WRITE });
+        assertNotRunning(locked);
+        const last = await tx.findOne(Job, { pipeline: pipeline.id }, { orderBy: { position: 'desc' } });
+        const created = tx.create(Job, {
+          pipeline: pipeline.id, owner: user.id, image: image.id, position: (last?.position ?? -1) + 1, command, env, attachments,
+          timeoutSeconds, cpus, memoryBytes, state: 'READY', results: [], logTruncated: false, workDir,
+        });
+        await tx.flush();
+        return created;
+      });
+      return this.get(user, job.id);
+    } catch (error) {
+      await rm(path.join(this.#deps.dataDir, workDir), { recursive: true, force: true });
+      throw error;
+    }
+  }
+
+  /** Removes a job (not while its pipeline runs); the jobs after it move up. */
+  async remove(user: User, id: number): Promise<Job> {
+    const job = await this.get(user, id);
+    await this.#deps.orm.em.fork().transactional(async (tx) => {
+      assertNotRunning(await tx.findOneOrFail(Pipeline, { id: job.pipeline.id }, { lockMode: LockMode.PESSIMISTIC_WRITE }));
+      await tx.nativeDelete(LogLine, { source: 'job', sourceId: id });
+      await tx.nativeDelete(Job, { id });
+      await tx.execute('update jobs set position = position - 1 where pipeline_id = ? and position > ?', [job.pipeline.id, job.position], 'run');
+    });
+    await rm(path.join(this.#deps.dataDir, job.workDir), { recursive: true, force: true });
+    return job;
+  }
+
+  /** Moves a job to `position` (0 is first) among its pipeline's jobs; the others keep their order. */
+  async move(user: User, id: number, position: number): Promise<Job[]> {
+    const job = await this.get(user, id);
+    await this.#deps.orm.em.fork().transactional(async (tx) => {
+      assertNotRunning(await tx.findOneOrFail(Pipeline, { id: job.pipeline.id }, { lockMode: LockMode.PESSIMISTIC_WRITE }));
+      const jobs = await tx.find(Job, { pipeline: job.pipeline.id }, { orderBy: { position: 'asc' } });
+      if (!Number.isInteger(position) || position < 0 || position >= jobs.length) {
+        throw new DomainError('INVALID_INPUT', `position must be between 0 and ${jobs.length - 1}.`, 'position');
+      }
+      const order = jobs.filter((j) => j.id !== id);
+      order.splice(position, 0, jobs.find((j) => j.id === id)!);
+      order.forEach((j, i) => (j.position = i));
+    });
+    return this.#deps.pipelines.jobs(user, job.pipeline.id);
+  }
+
+  async get(user: User, id: number): Promise<Job> {
+    const job = Number.isSafeInteger(id) ? await this.#deps.orm.em.fork().findOne(Job, { id, owner: user.id }, { populate: ['image', 'pipeline'] }) : null;
+    if (!job) throw new DomainError('NOT_FOUND', 'No such job.');
+    return job;
+  }
+
+  /** Cancels a waiting job at once, or asks the instance running it to stop it (SIGTERM, grace, SIGKILL). */
+  async cancel(user: User, id: number): Promise<Job> {
+    const job = await this.get(user, id);
+    const em = this.#deps.orm.em.fork();
+    const now = new Date();
+    if (job.state === 'QUEUED' && (await em.nativeUpdate(Job, { id, state: 'QUEUED' }, { state: 'CANCELED', finishedAt: now, cancelRequestedAt: now })) === 1) {
+      this.publish(job, 'CANCELED');
+      await this.#deps.pipelines.advance(job.pipeline.id);
+    } else if ((await em.nativeUpdate(Job, { id, state: 'RUNNING' }, { cancelRequestedAt: now })) === 1) {
+      this.#deps.bus.publish('jobCancelRequested', { jobId: String(id) });
+    }
+    return this.get(user, id);
+  }
+
+  async readLogs(user: User, id: number, afterSeq: number, limit: number): Promise<LogLine[]> {
+    await this.get(user, id);
+    return this.#deps.logs.read('job', id, afterSeq, Math.min(Math.max(limit, 1), 5000));
+  }
+
+  /** Stored lines after `afterSeq`, then live ones, until the job has ended and every line was given. */
+  async followLogs(user: User, id: number, afterSeq: number): Promise<AsyncGenerator<LogLine>> {
+    await this.get(user, id);
+    return this.#deps.logs.follow('job', id, afterSeq, async () => {
+      const job = await this.#deps.orm.em.fork().findOne(Job, { id }, { fields: ['state'] });
+      // A job not yet submitted (READY) will write once it runs: keep following.
+      return !job || FINISHED_JOB_STATES.includes(job.state);
+    });
+  }
+
+  /** The job now, then after every change, until it has ended. */
+  async followUpdates(user: User, id: number): Promise<AsyncGenerator<Job>> {
+    await this.get(user, id);
+    return followChanges(this.#deps.bus, 'jobUpdated', String(id), () => this.get(user, id), (job) => FINISHED_JOB_STATES.includes(job.state));
+  }
+
+  /** The pipeline's jobs now, then after every change in the run, until the run has ended. */
+  async followPipeline(user: User, pipelineId: number): Promise<AsyncGenerator<Pipeline>> {
+    await this.#pipeline(user, pipelineId);
+    return followChanges(this.#deps.bus, 'pipelineUpdated', String(pipelineId), () => this.#pipeline(user, pipelineId), (p) => p.state !== 'RUNNING' && p.state !== 'IDLE');
+  }
+
+  /** Where a result file of a finished job is on disk; NOT_FOUND for anything not in its results. */
+  async resultFile(user: User, id: number, resultPath: string): Promise<{ job: Job; result: JobResult; file: string }> {
+    const job = await this.get(user, id);
+    const result = job.results.find((r) => r.path === resultPath);
+    if (!result) throw new DomainError('NOT_FOUND', 'No such result file.');
+    return { job, result, file: path.join(this.outboxDir(job), ...result.path.split('/')) };
+  }
+
+  inboxDir(job: Job): string {
+    return path.join(this.#deps.dataDir, job.workDir, 'inbox');
+  }
+
+  outboxDir(job: Job): string {
+    return path.join(this.#deps.dataDir, job.workDir, 'outbox');
+  }
+
+  publish(job: Job, state: JobState): void {
+    const event = { jobId: String(job.id), pipelineId: String(job.pipeline.id), state };
+    this.#deps.bus.publish('jobUpdated', String(job.id), event);
+    this.#deps.bus.publish('pipelineUpdated', String(job.pipeline.id), event);
+  }
+
+  async #pipeline(user: User, id: number): Promise<Pipeline> {
+    return this.#deps.pipelines.get(user, id);
+  }
+}
+
+function within(value: number | null | undefined, min: number, max: number, field: string): number {
+  if (value == null) return max;
+  if (!Number.isFinite(value) || value < min || value > max) throw new DomainError('INVALID_INPUT', `${field} must be between ${min} and ${max}.`, field);
+  return value;
+}

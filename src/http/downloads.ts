@@ -1,0 +1,54 @@
+// Job results over plain HTTP: `GET /jobs/<id>/results.zip` (every file of /outbox, zipped as it is
+// sent) and `GET /jobs/<id>/results/<path>` (one file). The session cookie or an API token; only the
+// owner: another user's job reads like a missing one.
+import { createReadStream } from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { pipeline } from 'node:stream/promises';
+import { ZipArchive } from 'archiver';
+import { DomainError } from '../domain/errors.ts';
+import { contextForRequest, type Services } from './context.ts';
+import type { OriginPolicy } from './origins.ts';
+
+const ROUTE = /^\/jobs\/(\d{1,10})\/results(?:\.zip|\/(.+))$/;
+
+export function isDownload(pathname: string): boolean {
+  return ROUTE.test(pathname);
+}
+
+export async function serveDownload(services: Services, policy: OriginPolicy, req: IncomingMessage, res: ServerResponse, pathname: string): Promise<void> {
+  const [, id, encodedPath] = ROUTE.exec(pathname)!;
+  if (req.method !== 'GET' && req.method !== 'HEAD') return fail(res, 405, 'METHOD_NOT_ALLOWED', 'Use GET.');
+  const context = await contextForRequest(services, policy, req, { responseCookies: null });
+  if (!context.viewer) {
+    const error = context.authError ?? new DomainError('UNAUTHENTICATED');
+    return fail(res, 401, error.code, error.message);
+  }
+  try {
+    const user = context.viewer.user;
+    if (encodedPath === undefined) {
+      const job = await services.jobs.get(user, Number(id));
+      if (job.results.length === 0) throw new DomainError('NOT_FOUND', 'The job has no results (yet).');
+      res.writeHead(200, { 'content-type': 'application/zip', 'content-disposition': `attachment; filename="job-${job.id}-results.zip"` });
+      if (req.method === 'HEAD') return void res.end();
+      const zip = new ZipArchive({ zlib: { level: 6 } });
+      const outbox = services.jobs.outboxDir(job);
+      for (const result of job.results) zip.file(`${outbox}/${result.path}`, { name: result.path });
+      void zip.finalize();
+      await pipeline(zip, res);
+    } else {
+      const { result, file } = await services.jobs.resultFile(user, Number(id), decodeURIComponent(encodedPath));
+      const name = result.path.split('/').pop()!.replace(/["\\\r\n]/g, '_');
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': result.size, 'content-disposition': `attachment; filename="${name}"` });
+      if (req.method === 'HEAD') return void res.end();
+      await pipeline(createReadStream(file), res);
+    }
+  } catch (error) {
+    if (!(error instanceof DomainError)) throw error;
+    return fail(res, error.code === 'NOT_FOUND' ? 404 : 400, error.code, error.message);
+  }
+}
+
+function fail(res: ServerResponse, status: number, code: string, message: string): void {
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' });
+  res.end(JSON.stringify({ error: message, code }));
+}

@@ -1,0 +1,329 @@
+// The JobRunner adapter on the Docker Engine API (dockerode). A job gets two labelled volumes: /inbox,
+// filled through a never-started "loader" container and mounted read-only in the job, and /outbox,
+// world-writable. The job container comes from the fixed template in job-template.ts; its output is
+// attached before start, its usage sampled from the stats stream, its outbox read back as a hostile tar.
+import { randomBytes } from 'node:crypto';
+import { open } from 'node:fs/promises';
+import { StringDecoder } from 'node:string_decoder';
+import Docker from 'dockerode';
+import tar from 'tar-stream';
+import type { JobContainerSpec, JobExit, JobRunner, ManagedContainer, OutboxCaps, OutboxFile, OutputStream, ResourceUsage, RunningJob } from '../jobs.ts';
+import { extractOutbox } from '../outbox.ts';
+import { dockerOptions } from './docker-engine.ts';
+import { isJobContainer, jobContainerOptions, jobLabels, jobNames, LABEL, loaderContainerOptions } from './job-template.ts';
+import type { JobVolumes } from './job-template.ts';
+
+export interface DockerJobRunnerSettings {
+  /** A user every job runs as (`65534:65534`), or null for the image's own user. */
+  user: string | null;
+}
+
+type Pack = ReturnType<typeof tar.pack>;
+type OnOutput = (stream: OutputStream, chunk: string) => void;
+
+export class DockerJobRunner implements JobRunner {
+  readonly docker: Docker;
+  readonly #settings: DockerJobRunnerSettings;
+
+  constructor(dockerHost: string, settings: Partial<DockerJobRunnerSettings> = {}) {
+    this.docker = new Docker(dockerOptions(dockerHost));
+    this.#settings = { user: settings.user ?? null };
+  }
+
+  async start(spec: JobContainerSpec, onOutput: OnOutput): Promise<RunningJob> {
+    checkInboxNames(spec.inbox);
+    const names = jobNames(spec.jobId, randomBytes(4).toString('hex'));
+    try {
+      await this.#createVolumes(spec, names.volumes);
+      await this.#loadInbox(spec, names.loader, names.volumes);
+      const options = jobContainerOptions(spec, { name: names.container, volumes: names.volumes, user: this.#settings.user });
+      const container = await this.docker.createContainer(options);
+      return await runContainer(this.docker, container, onOutput);
+    } catch (error) {
+      await this.#forceRemove(names.container).catch(() => {}); // best effort: the first error is the one to report
+      await this.#forceRemove(names.loader).catch(() => {});
+      await this.#removeVolumes([names.volumes.inbox, names.volumes.outbox]).catch(() => {});
+      throw error;
+    }
+  }
+
+  async collectOutbox(containerId: string, destDir: string, caps: OutboxCaps): Promise<OutboxFile[]> {
+    const archive = await this.docker.getContainer(containerId).getArchive({ path: '/outbox' });
+    return extractOutbox(archive, destDir, caps, 'outbox');
+  }
+
+  async remove(containerId: string): Promise<void> {
+    const info = await inspectOrNull(this.docker.getContainer(containerId));
+    if (!info) return;
+    if (!isJobContainer(info.Name, info.Config.Labels ?? {})) throw new Error(`container ${containerId} is not a Dockyard job container`);
+    await this.#forceRemove(info.Id);
+    await this.#forceRemove(`${info.Name.replace(/^\//, '')}-loader`); // left behind only by a crash during start
+    const volumes = (info.Mounts ?? []).filter((m) => m.Type === 'volume' && m.Name?.startsWith('dockyard-job-')).map((m) => m.Name!);
+    await this.#removeVolumes(volumes);
+  }
+
+  /** Only containers named by this adapter whose job label matches the name (see isJobContainer). */
+  async listManaged(): Promise<ManagedContainer[]> {
+    const containers = await this.docker.listContainers({ all: true, filters: { label: [`${LABEL.managed}=true`] } });
+    return containers
+      .filter((c) => c.Names.some((name) => isJobContainer(name, c.Labels)))
+      .map((c) => ({
+        containerId: c.Id,
+        jobId: Number(c.Labels[LABEL.job]),
+        instanceId: c.Labels[LABEL.instance] ?? '',
+        running: c.State === 'running',
+      }));
+  }
+
+  async discard(containerId: string, graceSeconds: number): Promise<void> {
+    await stopContainer(this.docker.getContainer(containerId), graceSeconds);
+    await this.remove(containerId);
+  }
+
+  async #createVolumes(spec: JobContainerSpec, volumes: JobVolumes): Promise<void> {
+    for (const name of [volumes.inbox, volumes.outbox]) {
+      await this.docker.createVolume({ Name: name, Driver: 'local', Labels: jobLabels(spec) });
+    }
+  }
+
+  /** Extracts the inbox archive (which also sets the volume roots' modes) into a loader, then removes it. */
+  async #loadInbox(spec: JobContainerSpec, loaderName: string, volumes: JobVolumes): Promise<void> {
+    const loader = await this.docker.createContainer(loaderContainerOptions(spec, loaderName, volumes));
+    try {
+      // Whichever side fails first stops the other: a failed read aborts the upload, a refused upload
+      // destroys the archive (which releases the file being read).
+      const abort = new AbortController();
+      const pack = tar.pack();
+      const fail = (error: unknown) => {
+        abort.abort(error);
+        pack.destroy(error instanceof Error ? error : new Error(String(error)));
+        throw error;
+      };
+      const filling = fillInbox(pack, spec.inbox).catch(fail);
+      const putting = loader.putArchive(pack as unknown as NodeJS.ReadableStream, { path: '/', abortSignal: abort.signal }).catch(fail);
+      await Promise.all([putting, filling]);
+    } finally {
+      await this.#forceRemove(loader.id);
+    }
+  }
+
+  async #forceRemove(nameOrId: string): Promise<void> {
+    await ignoreStatus(this.docker.getContainer(nameOrId).remove({ force: true, v: true }), [404]);
+  }
+
+  async #removeVolumes(names: string[]): Promise<void> {
+    for (const name of names) await ignoreStatus(this.docker.getVolume(name).remove(), [404]);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Inbox: a tar made here, only directories and regular files, owned by root.
+
+function checkInboxNames(inbox: JobContainerSpec['inbox']): void {
+  const seen = new Set<string>();
+  for (const { name } of inbox) {
+    if (!/^[^/\0]+$/.test(name) || name === '.' || name === '..') throw new Error(`inbox name ${JSON.stringify(name)} is not acceptable`);
+    if (seen.has(name)) throw new Error(`inbox name ${JSON.stringify(name)} is given twice`);
+    seen.add(name);
+  }
+}
+
+/** `inbox/` 0755 with each file 0444 in it, and `outbox/` 01777 so that any user of the image can write there. */
+async function fillInbox(pack: Pack, inbox: JobContainerSpec['inbox']): Promise<void> {
+  const owner = { uid: 0, gid: 0, mtime: new Date() };
+  await addEntry(pack, { name: 'inbox/', type: 'directory', mode: 0o755, ...owner });
+  await addEntry(pack, { name: 'outbox/', type: 'directory', mode: 0o1777, ...owner });
+  for (const file of inbox) await addFile(pack, `inbox/${file.name}`, file.path, owner);
+  pack.finalize();
+}
+
+function addEntry(pack: Pack, header: Parameters<Pack['entry']>[0]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    pack.entry(header, (error) => (error ? reject(error) : resolve()));
+  });
+}
+
+async function addFile(pack: Pack, name: string, hostPath: string, owner: { uid: number; gid: number; mtime: Date }): Promise<void> {
+  const handle = await open(hostPath, 'r');
+  try {
+    const stats = await handle.stat();
+    const size = stats.size;
+    if (!stats.isFile()) throw new Error(`inbox file ${hostPath} is not a regular file`);
+    await new Promise<void>((resolve, reject) => {
+      const sink = pack.entry({ name, type: 'file', mode: 0o444, size, ...owner }, (error) => (error ? reject(error) : resolve()));
+      copy(handle, size, sink).catch((error: unknown) => {
+        sink.destroy(error instanceof Error ? error : new Error(String(error)));
+        reject(error);
+      });
+    });
+  } finally {
+    await handle.close();
+  }
+}
+
+type Sink = ReturnType<Pack['entry']>;
+
+async function copy(handle: Awaited<ReturnType<typeof open>>, size: number, sink: Sink): Promise<void> {
+  if (size > 0) {
+    for await (const chunk of handle.createReadStream({ start: 0, end: size - 1, autoClose: false })) {
+      if (!sink.write(chunk as Buffer)) await drained(sink);
+    }
+  }
+  sink.end(undefined); // (streamx types insist on an argument)
+}
+
+function drained(sink: Sink): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      sink.off('drain', done);
+      sink.off('close', done);
+      resolve();
+    };
+    sink.on('drain', done);
+    sink.on('close', done);
+  });
+}
+
+// ---------------------------------------------------------------------------------------------------
+// A started job: output, usage, exit, stop.
+
+async function runContainer(docker: Docker, container: Docker.Container, onOutput: OnOutput): Promise<RunningJob> {
+  const attached = await container.attach({ stream: true, stdout: true, stderr: true, logs: false });
+  const output = deliverOutput(docker, attached, onOutput);
+  try {
+    await container.start();
+  } catch (error) {
+    (attached as NodeJS.ReadWriteStream & { destroy?: () => void }).destroy?.();
+    throw error;
+  }
+  const sampler = new UsageSampler(container);
+  return {
+    containerId: container.id,
+    exited: waitForExit(container, output, sampler),
+    usage: () => sampler.usage(),
+    stop: (graceSeconds) => stopContainer(container, graceSeconds),
+  };
+}
+
+/** Demultiplexes the attach stream into utf8 chunks per stream (a character split across frames is kept whole). */
+function deliverOutput(docker: Docker, attached: NodeJS.ReadableStream, onOutput: OnOutput): Promise<void> {
+  const decoders = { stdout: new StringDecoder('utf8'), stderr: new StringDecoder('utf8') };
+  // demuxStream only calls write() on its sinks.
+  const sink = (stream: OutputStream) =>
+    ({
+      write(chunk: Buffer) {
+        const text = decoders[stream].write(chunk);
+        if (text) onOutput(stream, text);
+        return true;
+      },
+    }) as unknown as NodeJS.WritableStream;
+  docker.modem.demuxStream(attached, sink('stdout'), sink('stderr'));
+  return new Promise((resolve, reject) => {
+    let done = false;
+    const finish = () => {
+      if (done) return;
+      done = true;
+      for (const stream of ['stdout', 'stderr'] as const) {
+        const rest = decoders[stream].end();
+        if (rest) onOutput(stream, rest);
+      }
+      resolve();
+    };
+    attached.on('end', finish);
+    attached.on('close', finish);
+    attached.on('error', (error: Error) => {
+      if (done) return;
+      done = true;
+      reject(error);
+    });
+  });
+}
+
+async function waitForExit(container: Docker.Container, output: Promise<void>, sampler: UsageSampler): Promise<JobExit> {
+  const [result] = (await Promise.all([container.wait(), output])) as [{ StatusCode: number }, void];
+  sampler.finish();
+  const info = await container.inspect();
+  return { exitCode: result.StatusCode, oomKilled: info.State.OOMKilled === true };
+}
+
+async function stopContainer(container: Docker.Container, graceSeconds: number): Promise<void> {
+  await ignoreStatus(container.stop({ t: graceSeconds }), [304, 404]);
+}
+
+interface StatsSample {
+  cpu_stats?: { cpu_usage?: { total_usage?: number } };
+  memory_stats?: { usage?: number; max_usage?: number };
+  blkio_stats?: { io_service_bytes_recursive?: { op: string; value: number }[] | null };
+}
+
+/**
+ * Follows the engine's stats stream and keeps the highest value of each counter. The engine sends a sample
+ * at once, then one a second; after the exit it sends zeros (the cgroup is gone) until the container is
+ * removed, so the stream is closed at exit. A container that exits before the first sample reports zeros.
+ */
+class UsageSampler {
+  #usage: ResourceUsage = { cpuSeconds: 0, peakMemoryBytes: 0, bytesRead: 0, bytesWritten: 0 };
+  #stream: (NodeJS.ReadableStream & { destroy?: () => void }) | null = null;
+  #stopped = false;
+
+  constructor(container: Docker.Container) {
+    this.#follow(container).catch(() => {
+      // Refused for a container already gone, or closed by finish(): keep what is known.
+    });
+  }
+
+  usage(): ResourceUsage {
+    return { ...this.#usage };
+  }
+
+  finish(): void {
+    this.#stopped = true;
+    this.#stream?.destroy?.();
+  }
+
+  async #follow(container: Docker.Container): Promise<void> {
+    const stream = (await container.stats({ stream: true })) as NodeJS.ReadableStream & { destroy?: () => void };
+    if (this.#stopped) return void stream.destroy?.();
+    this.#stream = stream;
+    let pending = '';
+    for await (const chunk of stream) {
+      const lines = (pending + chunk.toString()).split('\n');
+      pending = lines.pop()!;
+      for (const line of lines) if (line.trim() !== '') this.#record(JSON.parse(line) as StatsSample);
+    }
+  }
+
+  #record(sample: StatsSample): void {
+    const io = sample.blkio_stats?.io_service_bytes_recursive ?? [];
+    const sum = (op: string) => io.filter((e) => e.op.toLowerCase() === op).reduce((total, e) => total + e.value, 0);
+    const memory = sample.memory_stats ?? {};
+    const u = this.#usage;
+    u.cpuSeconds = Math.max(u.cpuSeconds, (sample.cpu_stats?.cpu_usage?.total_usage ?? 0) / 1e9);
+    u.peakMemoryBytes = Math.max(u.peakMemoryBytes, memory.max_usage ?? 0, memory.usage ?? 0);
+    u.bytesRead = Math.max(u.bytesRead, sum('read'));
+    u.bytesWritten = Math.max(u.bytesWritten, sum('write'));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+
+async function inspectOrNull(container: Docker.Container): Promise<Docker.ContainerInspectInfo | null> {
+  try {
+    return await container.inspect();
+  } catch (error) {
+    if (statusOf(error) === 404) return null;
+    throw error;
+  }
+}
+
+async function ignoreStatus(request: Promise<unknown>, statuses: number[]): Promise<void> {
+  try {
+    await request;
+  } catch (error) {
+    if (!statuses.includes(statusOf(error) ?? -1)) throw error;
+  }
+}
+
+function statusOf(error: unknown): number | undefined {
+  return (error as { statusCode?: number }).statusCode;
+}

@@ -1,0 +1,155 @@
+// The fixed server-side template of job containers (and of the never-started "loader" that fills the
+// inbox). Pure functions: a test compares their output with an inspected container field by field.
+// No user value becomes an engine parameter except the image id, Cmd, Env values and inbox contents.
+import type Docker from 'dockerode';
+import type { JobContainerSpec } from '../jobs.ts';
+
+export const LABEL = {
+  managed: 'io.dockyard.managed',
+  job: 'io.dockyard.job',
+  owner: 'io.dockyard.owner',
+  instance: 'io.dockyard.instance',
+  /** `loader` on the loader container, for operators; listManaged reports a loader left by a crash as a stopped container of its job. */
+  role: 'io.dockyard.role',
+} as const;
+
+export const INBOX = '/inbox';
+export const OUTBOX = '/outbox';
+/** Largest single file a job may write (RLIMIT_FSIZE). */
+export const FILE_SIZE_LIMIT = 2 ** 30;
+export const OPEN_FILES_LIMIT = 1024;
+export const SHM_BYTES = 64 * 2 ** 20;
+export const OOM_SCORE_ADJ = 500;
+
+export interface JobVolumes {
+  inbox: string;
+  outbox: string;
+}
+
+export interface JobTemplateSettings {
+  /** Name of the container (`dockyard-job-<jobId>-<runId>`). */
+  name: string;
+  volumes: JobVolumes;
+  /** A user the admin forces (`65534:65534`), or null to keep the image's own. */
+  user: string | null;
+}
+
+/**
+ * Names of one start of a job: the run id (random) keeps a retried job, or two services sharing an
+ * engine with overlapping job ids, from ever meeting a stale volume.
+ */
+export function jobNames(jobId: number, runId: string): { container: string; loader: string; volumes: JobVolumes } {
+  const base = `dockyard-job-${jobId}-${runId}`;
+  return { container: base, loader: `${base}-loader`, volumes: { inbox: `${base}-inbox`, outbox: `${base}-outbox` } };
+}
+
+/**
+ * Whether a container is one this template made: its name is ours and matches its job label. Labels alone
+ * do not tell: a container inherits its image's labels, and a Dockerfile may set any (Dockyard's own
+ * builds label their images io.dockyard.managed=true), so a build step FROM such an image carries them too.
+ */
+export function isJobContainer(name: string, labels: Record<string, string>): boolean {
+  const match = /^\/?dockyard-job-(\d+)-[0-9a-f]{8}(-loader)?$/.exec(name);
+  return match !== null && labels[LABEL.managed] === 'true' && labels[LABEL.job] === match[1];
+}
+
+export function jobLabels(spec: Pick<JobContainerSpec, 'jobId' | 'ownerId' | 'instanceId'>): Record<string, string> {
+  return {
+    [LABEL.managed]: 'true',
+    [LABEL.job]: String(spec.jobId),
+    [LABEL.owner]: String(spec.ownerId),
+    [LABEL.instance]: spec.instanceId,
+  };
+}
+
+/** The tmpfs options of /tmp. runc gives the tmpfs the mode of the image's /tmp, so `mode` only holds on images whose /tmp is 1777; `uid`/`gid` do hold. */
+export function tmpfsOptions(tmpBytes: number, user: string | null): string {
+  const owner = user && /^\d+:\d+$/.test(user) ? `,uid=${user.split(':')[0]},gid=${user.split(':')[1]}` : '';
+  return `rw,nosuid,nodev,noexec,size=${tmpBytes},mode=1777${owner}`;
+}
+
+export function jobContainerOptions(spec: JobContainerSpec, settings: JobTemplateSettings): Docker.ContainerCreateOptions {
+  return {
+    name: settings.name,
+    Image: spec.image,
+    Cmd: spec.command,
+    Env: Object.entries(spec.env).map(([name, value]) => `${name}=${value}`),
+    ...(settings.user ? { User: settings.user } : {}),
+    WorkingDir: INBOX,
+    Labels: jobLabels(spec),
+    NetworkDisabled: true,
+    Tty: false,
+    OpenStdin: false,
+    AttachStdin: false,
+    AttachStdout: true,
+    AttachStderr: true,
+    StopSignal: 'SIGTERM',
+    StopTimeout: spec.limits.stopGraceSeconds,
+    HostConfig: jobHostConfig(spec, settings),
+  };
+}
+
+function jobHostConfig(spec: JobContainerSpec, settings: JobTemplateSettings): Docker.HostConfig {
+  const { limits } = spec;
+  return {
+    Privileged: false,
+    CapDrop: ['ALL'],
+    CapAdd: [],
+    SecurityOpt: ['no-new-privileges:true'],
+    ReadonlyRootfs: true,
+    Mounts: [
+      volumeMount(settings.volumes.inbox, INBOX, true),
+      volumeMount(settings.volumes.outbox, OUTBOX, false),
+    ],
+    Tmpfs: { '/tmp': tmpfsOptions(limits.tmpBytes, settings.user) },
+    Binds: [],
+    NetworkMode: 'none',
+    PortBindings: {},
+    PublishAllPorts: false,
+    PidsLimit: limits.pidsLimit,
+    Memory: limits.memoryBytes,
+    MemorySwap: limits.memoryBytes,
+    OomKillDisable: false,
+    OomScoreAdj: OOM_SCORE_ADJ,
+    NanoCpus: Math.round(limits.cpus * 1e9),
+    Ulimits: [
+      { Name: 'nofile', Soft: OPEN_FILES_LIMIT, Hard: OPEN_FILES_LIMIT },
+      { Name: 'fsize', Soft: FILE_SIZE_LIMIT, Hard: FILE_SIZE_LIMIT },
+      { Name: 'core', Soft: 0, Hard: 0 },
+    ],
+    Init: true,
+    AutoRemove: false,
+    RestartPolicy: { Name: 'no', MaximumRetryCount: 0 },
+    LogConfig: { Type: 'json-file', Config: { 'max-size': '10m', 'max-file': '2' } },
+    IpcMode: 'private',
+    ShmSize: SHM_BYTES,
+    Devices: [],
+  };
+}
+
+/**
+ * The loader: created from the job's image (never started) with both volumes mounted read-write, only so
+ * that the engine can extract the inbox archive into them. It carries the job labels plus a role.
+ */
+export function loaderContainerOptions(spec: JobContainerSpec, name: string, volumes: JobVolumes): Docker.ContainerCreateOptions {
+  return {
+    name,
+    Image: spec.image,
+    Cmd: ['/nonexistent-never-started'],
+    Entrypoint: [],
+    Labels: { ...jobLabels(spec), [LABEL.role]: 'loader' },
+    NetworkDisabled: true,
+    HostConfig: {
+      NetworkMode: 'none',
+      CapDrop: ['ALL'],
+      Mounts: [volumeMount(volumes.inbox, INBOX, false), volumeMount(volumes.outbox, OUTBOX, false)],
+      AutoRemove: false,
+      RestartPolicy: { Name: 'no', MaximumRetryCount: 0 },
+    },
+  };
+}
+
+/** NoCopy: the image's own /inbox or /outbox content (if any) is never copied into the volume. */
+function volumeMount(source: string, target: string, readOnly: boolean): Docker.MountSettings {
+  return { Type: 'volume', Source: source, Target: target, ReadOnly: readOnly, VolumeOptions: { NoCopy: true } } as Docker.MountSettings;
+}
