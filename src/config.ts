@@ -39,6 +39,16 @@ export interface Config {
   secretKey: Buffer | null;
   builds: BuildSettings;
   jobs: JobSettings;
+  rest: RestSettings;
+}
+
+export interface RestSettings {
+  /** Path prefix of Kabuto's routes (`''`: at the root, as Kabuto had them). */
+  kabutoPrefix: string;
+  /** Where boatyard's `github_username`/`github_reponame` point: `<base>/<user>/<repo>.git`. */
+  boatyardGitBaseUrl: string;
+  /** Registry boatyard builds are pushed to, with the credentials of the request. */
+  boatyardRegistry: string;
 }
 
 export interface JobSettings {
@@ -129,6 +139,9 @@ export const SETTINGS: Setting[] = [
   { name: 'OUTBOX_MAX_MB', default: '1024', description: 'Most a job may leave in `/outbox` (larger: the job fails).' },
   { name: 'OUTBOX_MAX_FILES', default: '10000', description: 'Most files a job may leave in `/outbox`.' },
   { name: 'JOB_MAX_ATTACHMENTS', default: '20', description: 'Most attachments per job (each at most `UPLOAD_MAX_MB`).' },
+  { name: 'KABUTO_PREFIX', default: '(none)', description: "Path prefix for Kabuto's REST routes, e.g. `/kabuto`; by default they are at the root, as in Kabuto." },
+  { name: 'BOATYARD_GIT_BASE_URL', default: 'https://github.com', description: "boatyard's `github_username`/`github_reponame` become `<this>/<user>/<repo>.git`." },
+  { name: 'BOATYARD_REGISTRY', default: 'docker.io', description: 'Registry that boatyard builds are pushed to, with the credentials the request gives.' },
   { name: 'SOURCE_TIMEOUT_SECONDS', default: '300', description: 'Longest a download, git fetch or hg clone may take.' },
 ];
 
@@ -199,6 +212,11 @@ export function parseConfig(env: Env = process.env, cwd = process.cwd()): Config
       contextMaxBytes: integer(read('CONTEXT_MAX_MB'), 'CONTEXT_MAX_MB', 1024, 1, 1_048_576) * 2 ** 20,
       sourceTimeoutSeconds: integer(read('SOURCE_TIMEOUT_SECONDS'), 'SOURCE_TIMEOUT_SECONDS', 300, 5, 86_400),
     },
+    rest: {
+      kabutoPrefix: prefix(read('KABUTO_PREFIX') ?? ''),
+      boatyardGitBaseUrl: url(read('BOATYARD_GIT_BASE_URL') ?? 'https://github.com', 'BOATYARD_GIT_BASE_URL', ['http:', 'https:'], true).href.replace(/\/$/, ''),
+      boatyardRegistry: read('BOATYARD_REGISTRY') ?? 'docker.io',
+    },
     jobs: {
       concurrency: integer(read('JOB_CONCURRENCY'), 'JOB_CONCURRENCY', 2, 0, 256),
       timeoutSeconds: integer(read('JOB_TIMEOUT_SECONDS'), 'JOB_TIMEOUT_SECONDS', 3600, 1, 7 * 86_400),
@@ -217,6 +235,12 @@ export function parseConfig(env: Env = process.env, cwd = process.cwd()): Config
 
 function list(raw: string | undefined): string[] {
   return (raw ?? '').split(',').map((item) => item.trim()).filter((item) => item !== '');
+}
+
+function prefix(raw: string): string {
+  if (raw === '' || raw === '/') return '';
+  if (!/^\/[A-Za-z0-9._~-]+(\/[A-Za-z0-9._~-]+)*$/.test(raw)) throw new ConfigError(`KABUTO_PREFIX must look like /kabuto (got "${raw}")`);
+  return raw;
 }
 
 function secretKey(raw: string | undefined): Buffer | null {

@@ -8,6 +8,7 @@ import { UsersService } from './domain/users/users.service.ts';
 import { AuthService } from './auth/auth.service.ts';
 import { createGraphqlHandler, GRAPHQL_PATH } from './graphql/yoga.ts';
 import { createHttpServer } from './http/server.ts';
+import { createRestRouter } from './http/rest/router.ts';
 import type { Services } from './http/context.ts';
 import { SecretBox } from './auth/secret-box.ts';
 import { LogsService } from './domain/logs/logs.service.ts';
@@ -77,6 +78,7 @@ export async function startDockyard(config: Config): Promise<Dockyard> {
   const yoga = createGraphqlHandler(config, services, policy);
   const http = createHttpServer({
     yoga,
+    rest: createRestRouter({ services, policy, settings: config.rest }),
     bus: events.bus,
     services,
     policy,

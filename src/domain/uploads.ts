@@ -12,6 +12,14 @@ export interface UploadedFile {
   open(): NodeJS.ReadableStream;
 }
 
+/**
+ * A file still on its way. Files of one request arrive one after another: receive one and read it
+ * to its end before receiving the next (waiting for a later one first would wait forever).
+ */
+export interface IncomingFile {
+  receive(): Promise<UploadedFile>;
+}
+
 /** Streams the file to `target`; TOO_LARGE past `cap` bytes (the partial file is the caller's to remove). */
 export async function saveUpload(file: UploadedFile, target: string, cap: number, field: string): Promise<{ size: number; sha256: string }> {
   let size = 0;

@@ -14,6 +14,8 @@ import { originAllowed, type OriginPolicy } from './origins.ts';
 
 export interface HttpServerOptions {
   yoga: Yoga;
+  /** The REST compatibility routes: answers what it knows, leaves the rest. */
+  rest: (req: IncomingMessage, res: ServerResponse, pathname: string) => Promise<boolean>;
   bus: EventBus;
   services: Services;
   checks: Checks;
@@ -28,7 +30,7 @@ export interface HttpServer {
   close(graceMs: number): Promise<void>;
 }
 
-export function createHttpServer({ yoga, bus, services, checks, policy, maxWsPayload = 64 * 1024 }: HttpServerOptions): HttpServer {
+export function createHttpServer({ yoga, rest, bus, services, checks, policy, maxWsPayload = 64 * 1024 }: HttpServerOptions): HttpServer {
   let closing = false;
 
   const server = createServer((req, res) => {
@@ -57,6 +59,7 @@ export function createHttpServer({ yoga, bus, services, checks, policy, maxWsPay
       res.writeHead(302, { location: GRAPHQL_PATH }).end();
       return;
     }
+    if (await rest(req, res, pathname)) return;
     json(res, 404, { error: 'not found' });
   }
 

@@ -179,7 +179,10 @@ export class BuildRunner {
   async #prepareContext(build: Build, workDir: string, signal: AbortSignal, log: LogWriter): Promise<{ contextDir: string; dockerfile: string; commit: string | null }> {
     const source = build.source;
     if (source.kind === 'DOCKERFILE' || source.kind === 'TARBALL') {
-      return { contextDir: path.join(workDir, 'context'), dockerfile: 'Dockerfile', commit: null };
+      // Checked when the build was requested; checked again, as every source is, right before it is built.
+      const contextDir = path.join(workDir, 'context');
+      this.#lint(build, await readFile(path.join(contextDir, 'Dockerfile'), 'utf8'));
+      return { contextDir, dockerfile: 'Dockerfile', commit: null };
     }
     await this.#update(build, { phase: 'FETCHING' });
     const { settings } = this.#deps;
@@ -208,8 +211,7 @@ export class BuildRunner {
   }
 
   #lint(build: Build, dockerfile: string): void {
-    const namespace = this.#deps.settings.namespace;
-    lintDockerfile(dockerfile, { serviceNamespace: namespace, ownNamespace: `${namespace}/${build.owner.login}` });
+    lintDockerfile(dockerfile, this.#deps.builds.namespaces(build.owner));
   }
 
   async #registryAuth(build: Build): Promise<RegistryAuth | null> {

@@ -7,7 +7,7 @@ import { ImageRef } from '../images/images.schema.ts';
 import { LogLineRef } from '../logs/logs.schema.ts';
 import { BUILD_PHASES, BUILD_STATES, type Build, type BuildSource } from './build.entity.ts';
 import type { BuildSourceInput, StartBuildInput } from './builds.service.ts';
-import { uploadedFile } from '../../graphql/uploads.ts';
+import { incomingFile } from '../../graphql/uploads.ts';
 
 const BuildStateEnum = builder.enumType('BuildState', { values: BUILD_STATES });
 const BuildPhaseEnum = builder.enumType('BuildPhase', { values: BUILD_PHASES });
@@ -129,17 +129,17 @@ const BuildImageInput = builder.inputType('BuildImageInput', {
 
 type BuildImageArgs = typeof BuildImageInput.$inferInput;
 
-/** The one source the input names. Multipart files are awaited (their headers), not read: the service streams them to disk. */
-async function sourceOf(input: BuildImageArgs): Promise<BuildSourceInput> {
+/** The one source the input names. Multipart files are handed on unread: the service streams them to disk. */
+function sourceOf(input: BuildImageArgs): BuildSourceInput {
   const given = (['dockerfile', 'contextTarball', 'tarballUrl', 'git', 'mercurial'] as const).filter((key) => input[key] != null);
   if (given.length !== 1) {
     throw new DomainError('INVALID_SOURCE', 'Give exactly one of dockerfile, contextTarball, tarballUrl, git or mercurial.', 'source');
   }
   if (input.files?.length && input.dockerfile == null) throw new DomainError('INVALID_SOURCE', 'files go with dockerfile.', 'files');
   if (input.dockerfile != null) {
-    return { kind: 'DOCKERFILE', dockerfile: input.dockerfile, files: await Promise.all((input.files ?? []).map(uploadedFile)) };
+    return { kind: 'DOCKERFILE', dockerfile: input.dockerfile, files: (input.files ?? []).map(incomingFile) };
   }
-  if (input.contextTarball) return { kind: 'TARBALL', file: await uploadedFile(input.contextTarball) };
+  if (input.contextTarball) return { kind: 'TARBALL', file: incomingFile(input.contextTarball) };
   if (input.tarballUrl != null) return { kind: 'TARBALL_URL', url: input.tarballUrl };
   return input.git ? { kind: 'GIT', ...input.git } : { kind: 'MERCURIAL', ...input.mercurial! };
 }
@@ -161,7 +161,7 @@ builder.mutationFields((t) => ({
     authScopes: { user: true },
     args: { input: t.arg({ type: BuildImageInput, required: true }) },
     resolve: async (_root, { input }, { viewer, services }) => {
-      const request: StartBuildInput = { ...input, source: await sourceOf(input) };
+      const request: StartBuildInput = { ...input, source: sourceOf(input) };
       return services.builds.start(viewer!.user, request);
     },
   }),

@@ -1,6 +1,6 @@
 // Builds: checking a build request and queueing it, reading builds and their logs, cancelling.
 // Running a build is the BuildRunner's job; both share the rules about states written here.
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir, readFile, rm } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import path from 'node:path';
@@ -13,7 +13,7 @@ import type { TaskQueue } from '../../scheduler/queue.ts';
 import type { SecretBox } from '../../auth/secret-box.ts';
 import type { User } from '../users/user.entity.ts';
 import { DomainError } from '../errors.ts';
-import { saveUpload, type UploadedFile } from '../uploads.ts';
+import { saveUpload, type IncomingFile } from '../uploads.ts';
 import { Image } from '../images/image.entity.ts';
 import type { LogsService } from '../logs/logs.service.ts';
 import type { LogLine } from '../logs/log-line.entity.ts';
@@ -36,6 +36,7 @@ import {
   contextFromDockerfile,
   extractTarball,
   lintDockerfile,
+  resolveContext,
   type AddressPolicy,
   type ContextLimits,
 } from './context/index.ts';
@@ -44,8 +45,8 @@ export const BUILD_TASK = 'build';
 
 
 export type BuildSourceInput =
-  | { kind: 'DOCKERFILE'; dockerfile: string; files: UploadedFile[] }
-  | { kind: 'TARBALL'; file: UploadedFile }
+  | { kind: 'DOCKERFILE'; dockerfile: string; files: IncomingFile[] }
+  | { kind: 'TARBALL'; file: IncomingFile }
   | { kind: 'TARBALL_URL'; url: string }
   | { kind: 'GIT' | 'MERCURIAL'; url: string; ref?: string | null; contextPath?: string | null; dockerfilePath?: string | null };
 
@@ -114,9 +115,11 @@ export class BuildsService {
     const absoluteWorkDir = path.join(this.#deps.dataDir, workDir);
     await mkdir(absoluteWorkDir, { recursive: true });
     try {
-      await this.#receiveUploads(input.source, absoluteWorkDir);
-      const build = await this.#queue(user, imageName, { source, options, push: push?.push ?? null, pushSecret: push?.secret ?? null, workDir, dockerfile: input.source.kind === 'DOCKERFILE' ? input.source.dockerfile : null });
-      return build;
+      const received = await this.#receiveUploads(user, input.source, absoluteWorkDir);
+      if (source.kind === 'DOCKERFILE') source.files = received;
+      if (source.kind === 'TARBALL') source.filename = received[0] ?? '';
+      const dockerfile = input.source.kind === 'DOCKERFILE' ? input.source.dockerfile : null;
+      return await this.#queue(user, imageName, { source, options, push: push?.push ?? null, pushSecret: push?.secret ?? null, workDir, dockerfile });
     } catch (error) {
       await rm(absoluteWorkDir, { recursive: true, force: true });
       throw error;
@@ -191,9 +194,9 @@ export class BuildsService {
       case 'DOCKERFILE':
         lintDockerfile(input.dockerfile, this.namespaces(user));
         if (input.files.length > MAX_ATTACHMENTS) throw new DomainError('INVALID_INPUT', `At most ${MAX_ATTACHMENTS} files.`, 'files');
-        return { kind: 'DOCKERFILE', files: input.files.map((f) => f.name) };
+        return { kind: 'DOCKERFILE', files: [] }; // names are known once the files arrive
       case 'TARBALL':
-        return { kind: 'TARBALL', filename: input.file.name };
+        return { kind: 'TARBALL', filename: '' };
       case 'TARBALL_URL':
         await assertUrlAllowed(input.url, this.policy);
         return { kind: 'TARBALL_URL', url: input.url };
@@ -231,29 +234,40 @@ export class BuildsService {
     return { serviceNamespace: this.#deps.settings.namespace, ownNamespace: `${this.#deps.settings.namespace}/${user.login}` };
   }
 
-  async #receiveUploads(source: BuildSourceInput, workDir: string): Promise<void> {
+  /**
+   * Streams uploaded files to disk, one after another as they arrive, and makes the build context
+   * from them (checked like every other source, Dockerfile included). Returns the files' names.
+   */
+  async #receiveUploads(user: User, source: BuildSourceInput, workDir: string): Promise<string[]> {
     const cap = this.#deps.settings.uploadMaxBytes;
+    const context = path.join(workDir, 'context');
     if (source.kind === 'DOCKERFILE') {
       const uploads = path.join(workDir, 'uploads');
       await mkdir(uploads);
       const files: { name: string; path: string }[] = [];
-      for (const [i, file] of source.files.entries()) {
+      for (const [i, incoming] of source.files.entries()) {
+        const file = await incoming.receive();
         const target = path.join(uploads, String(i));
         await saveUpload(file, target, cap, 'files');
         files.push({ name: file.name, path: target });
       }
-      const context = path.join(workDir, 'context');
       await mkdir(context);
       await contextFromDockerfile(context, source.dockerfile, files);
       await rm(uploads, { recursive: true, force: true });
-    } else if (source.kind === 'TARBALL') {
+      return files.map((f) => f.name);
+    }
+    if (source.kind === 'TARBALL') {
+      const file = await source.file.receive();
       const archive = path.join(workDir, 'context.tar');
-      await saveUpload(source.file, archive, cap, 'contextTarball');
-      const context = path.join(workDir, 'context');
+      await saveUpload(file, archive, cap, 'contextTarball');
       await mkdir(context);
       await extractTarball(createReadStream(archive), context, this.#deps.limits);
       await rm(archive, { force: true });
+      const resolved = await resolveContext(context, '.', 'Dockerfile');
+      lintDockerfile(await readFile(path.join(resolved.contextDir, resolved.dockerfile), 'utf8'), this.namespaces(user));
+      return [file.name];
     }
+    return [];
   }
 
   async #queue(

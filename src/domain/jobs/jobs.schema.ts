@@ -2,7 +2,7 @@
 import { resolveOffsetConnection } from '@pothos/plugin-relay';
 import { builder } from '../../graphql/builder.ts';
 import { parseId } from '../../graphql/ids.ts';
-import { uploadedFile } from '../../graphql/uploads.ts';
+import { incomingFile } from '../../graphql/uploads.ts';
 import { KeyValueInput, KeyValueRef, keyValues } from '../../graphql/key-value.ts';
 import { ImageRef } from '../images/images.schema.ts';
 import { LogLineRef } from '../logs/logs.schema.ts';
@@ -163,11 +163,11 @@ builder.mutationFields((t) => ({
     description: 'Adds a job at the end of a pipeline that is not running.',
     authScopes: { user: true },
     args: { input: t.arg({ type: AddJobInput, required: true }) },
-    resolve: async (_root, { input }, { viewer, services }) =>
+    resolve: (_root, { input }, { viewer, services }) =>
       services.jobs.add(viewer!.user, parseId(input.pipelineId), {
         ...input,
         imageId: parseId(input.imageId),
-        attachments: await Promise.all((input.attachments ?? []).map(uploadedFile)),
+        attachments: (input.attachments ?? []).map(incomingFile),
       }),
   }),
   removeJob: t.field({

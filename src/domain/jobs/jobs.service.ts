@@ -13,7 +13,7 @@ import { DomainError } from '../errors.ts';
 import { Image } from '../images/image.entity.ts';
 import type { LogsService } from '../logs/logs.service.ts';
 import { LogLine } from '../logs/log-line.entity.ts';
-import { saveUpload, type UploadedFile } from '../uploads.ts';
+import { saveUpload, type IncomingFile } from '../uploads.ts';
 import { Pipeline } from '../pipelines/pipeline.entity.ts';
 import { assertNotRunning, type PipelinesService } from '../pipelines/pipelines.service.ts';
 import { checkAttachmentName, checkCommand, checkEnv } from './command.ts';
@@ -25,7 +25,7 @@ export interface AddJobInput {
   command?: string[] | null;
   commandLine?: string | null;
   env?: { key: string; value: string }[] | null;
-  attachments?: UploadedFile[] | null;
+  attachments?: IncomingFile[] | null;
   timeoutSeconds?: number | null;
   cpus?: number | null;
   memoryMb?: number | null;
@@ -61,8 +61,6 @@ export class JobsService {
     const env = checkEnv(input.env ?? []);
     const files = input.attachments ?? [];
     if (files.length > settings.maxAttachments) throw new DomainError('INVALID_INPUT', `At most ${settings.maxAttachments} attachments.`, 'attachments');
-    const names = files.map((file) => checkAttachmentName(file.name));
-    if (new Set(names).size !== names.length) throw new DomainError('INVALID_INPUT', 'Two attachments have the same name.', 'attachments');
     const timeoutSeconds = within(input.timeoutSeconds, 1, settings.timeoutSeconds, 'timeoutSeconds');
     const cpus = within(input.cpus, 0.01, settings.cpus, 'cpus');
     const memoryBytes = within(input.memoryMb, 8, settings.memoryBytes / 2 ** 20, 'memoryMb') * 2 ** 20;
@@ -72,9 +70,13 @@ export class JobsService {
     await mkdir(inbox, { recursive: true });
     try {
       const attachments: Attachment[] = [];
-      for (const [i, file] of files.entries()) {
-        const { size, sha256 } = await saveUpload(file, path.join(inbox, names[i]!), this.#deps.uploadMaxBytes, 'attachments');
-        attachments.push({ name: names[i]!, size, sha256 });
+      // One after another, as they arrive; each name is checked before its file is written.
+      for (const incoming of files) {
+        const file = await incoming.receive();
+        const name = checkAttachmentName(file.name);
+        if (attachments.some((a) => a.name === name)) throw new DomainError('INVALID_INPUT', `Two attachments are named "${name}".`, 'attachments');
+        const { size, sha256 } = await saveUpload(file, path.join(inbox, name), this.#deps.uploadMaxBytes, 'attachments');
+        attachments.push({ name, size, sha256 });
       }
       const job = await em.transactional(async (tx) => {
         // Locked, so that two jobs added at once get different positions and a submit waits for them.
