@@ -215,6 +215,14 @@ describe('states', () => {
     expect((await waitForBuild(alice.client, queued.id)).startedAt).toBeNull();
   });
 
+  it('stores output lines with NUL bytes and broken characters (as U+FFFD) and finishes', async () => {
+    const build = await waitForBuild(alice.client, (await startBuild(alice.client, { imageName: name('nul'), dockerfile: "FROM busybox\nRUN printf 'a\\000b\\n' && echo after\n" })).id);
+    expect(build.state).toBe('SUCCEEDED');
+    const log = (await buildLog(alice.client, build.id)).map((l) => l.text);
+    expect(log).toContain('a\uFFFDb');
+    expect(log).toContain('after');
+  });
+
   it('ends TIMED_OUT when the build outlives its timeout', async () => {
     const queued = await startBuild(alice.client, { imageName: name('timeout'), dockerfile: 'FROM busybox\nRUN sleep 30\n', noCache: true, timeoutSeconds: 2 });
     const build = await waitForBuild(alice.client, queued.id);
@@ -284,7 +292,7 @@ describe('bad input fails before anything runs', () => {
   });
 
   it('refuses an upload over the size cap', async () => {
-    const small = await startTestServer({ UPLOAD_MAX_MB: '1' });
+    const small = await startTestServer({ ...settings, UPLOAD_MAX_MB: '1' });
     const client = new GraphqlClient(small.graphqlUrl);
     client.cookies.set('dockyard_session', alice.client.cookies.get('dockyard_session')!);
     const result = await multipartRequest(client, BuildImageDocument, { input: { imageName: name('big'), dockerfile: 'FROM busybox\n', files: [null] } }, [
@@ -296,6 +304,33 @@ describe('bad input fails before anything runs', () => {
   it('needs a user', async () => {
     const result = await new GraphqlClient(server.graphqlUrl).request(BuildImageDocument, { input: { imageName: 'x', dockerfile: 'FROM busybox' } });
     expect(errorCodes(result)).toEqual(['UNAUTHENTICATED']);
+  });
+
+  it('refuses uploaded sources on an instance that runs no builds (they would wait forever)', async () => {
+    const apiOnly = await startTestServer({ BUILD_CONCURRENCY: '0' });
+    const client = new GraphqlClient(apiOnly.graphqlUrl);
+    client.cookies.set('dockyard_session', alice.client.cookies.get('dockyard_session')!);
+    const result = await client.request(BuildImageDocument, { input: { imageName: name('api-only'), dockerfile: 'FROM busybox\n' } });
+    expect(errorCodes(result)).toEqual(['INVALID_SOURCE']);
+    expect(result.errors![0]!.message).toMatch(/BUILD_CONCURRENCY=0/);
+  });
+
+  it('checks the Dockerfile inside an uploaded tarball like any other', async () => {
+    const archive = await tarball({ Dockerfile: 'FROM busybox\nADD http://169.254.169.254/latest/meta-data /leak\n' });
+    const result = await multipartRequest(alice.client, BuildImageDocument, { input: { imageName: name('sneaky'), contextTarball: null } }, [
+      { path: 'input.contextTarball', name: 'sneaky.tar', content: archive },
+    ]);
+    expect(errorCodes(result)).toEqual(['INVALID_DOCKERFILE']);
+  });
+
+  it('takes several files in one request, however large the first', async () => {
+    const queued = await startBuild(alice.client, { imageName: name('two-files'), dockerfile: 'FROM busybox\nCOPY big small /\nRUN wc -c /big /small\n', files: [null, null] }, [
+      { path: 'input.files.0', name: 'big', content: new Uint8Array(3 * 2 ** 20) },
+      { path: 'input.files.1', name: 'small', content: 'tiny' },
+    ]);
+    const build = await waitForBuild(alice.client, queued.id);
+    expect(build.state).toBe('SUCCEEDED');
+    expect((await buildLog(alice.client, build.id)).map((l) => l.text.trim())).toContain('3145728 /big');
   });
 });
 

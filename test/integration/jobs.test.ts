@@ -250,7 +250,7 @@ describe('bad input', () => {
   });
 
   it('refuses too many attachments and too large ones', async () => {
-    const small = await startTestServer({ ...settings, UPLOAD_MAX_MB: '1', JOB_MAX_ATTACHMENTS: '2', JOB_CONCURRENCY: '0' });
+    const small = await startTestServer({ ...settings, UPLOAD_MAX_MB: '1', JOB_MAX_ATTACHMENTS: '2' });
     const client = new GraphqlClient(small.graphqlUrl);
     client.cookies.set('dockyard_session', alice.client.cookies.get('dockyard_session')!);
     const pipelineId = await createPipeline(client, 'caps');

@@ -131,6 +131,8 @@ describe('lintDockerfile', () => {
     ['RUN --network', 'FROM busybox\nRUN --network=host true\n', /--network/],
     ['another tenant image', 'FROM dockyard/bob/app\n', /another account/],
     ['another tenant image via docker.io', 'FROM docker.io/dockyard/bob/app:latest\n', /another account/],
+    ['another tenant image via a registry it was pushed to', 'FROM 127.0.0.1:5000/dockyard/bob/app:latest\n', /another account/],
+    ['another tenant image via localhost', 'FROM localhost/dockyard/bob/app\n', /another account/],
     ['another tenant image in a later stage', 'FROM busybox AS a\nFROM dockyard/bob/app AS b\n', /another account/],
     ['another tenant image in COPY --from', 'FROM busybox\nCOPY --from=dockyard/bob/app /x /x\n', /another account/],
     ['a variable in the image name', 'ARG I=dockyard/bob/app\nFROM ${I}\n', /variables/],

@@ -18,11 +18,13 @@ import { LogWriter, type LogsService } from '../logs/logs.service.ts';
 import type { Task } from '../../scheduler/queue.ts';
 import { Build, type BuildPhase, type BuildState } from './build.entity.ts';
 import type { BuildsService } from './builds.service.ts';
-import { downloadTarball, extractTarball, fetchGit, fetchMercurial, lintDockerfile, packContext, resolveContext, type ContextLimits } from './context/index.ts';
+import { downloadTarball, extractTarball, fetchGit, fetchMercurial, lintDockerfile, packContext, redactUrl, resolveContext, type ContextLimits } from './context/index.ts';
 
 class BuildCanceled extends Error {}
 class BuildTimedOut extends Error {}
 class ServiceStopping extends Error {}
+
+const CANCEL_POLL_MS = 2000;
 
 export interface BuildRunnerDeps {
   orm: Orm;
@@ -77,10 +79,10 @@ export class BuildRunner {
     const { buildId } = task.payload as { buildId: number };
     const em = this.#deps.orm.em.fork();
     const build = await em.findOne(Build, { id: buildId }, { populate: ['image', 'owner'] });
-    if (!build) return;
+    if (!build || this.#running.has(buildId)) return; // (a lease that lapsed while the build runs here)
     if (build.state === 'RUNNING') {
-      // Claimed again after a crash or restart: its engine request died with the old process.
-      return this.#finish(build, { state: 'ERRORED', error: 'The service stopped while this build was running; start it again.' });
+      // Claimed again after its instance crashed or vanished: the engine request died with that process.
+      return this.#finish(build, { state: 'ERRORED', error: 'The instance running this build stopped or crashed; start it again.' });
     }
     if (build.state !== 'QUEUED') return this.#cleanUp(build);
     const claimed = await em.nativeUpdate(Build, { id: buildId, state: 'QUEUED' }, { state: 'RUNNING', startedAt: new Date() });
@@ -90,10 +92,13 @@ export class BuildRunner {
     const controller = new AbortController();
     this.#running.set(build.id, controller);
     const timer = setTimeout(() => controller.abort(new BuildTimedOut()), build.options.timeoutSeconds * 1000);
-    const log = new LogWriter(this.#deps.logs, 'build', build.id, await this.#deps.logs.nextSeq('build', build.id));
+    // Cancel requests travel as events, which a Redis outage can drop: the database flag is checked too.
+    const cancelCheck = setInterval(() => void this.#checkCancel(build.id, controller), CANCEL_POLL_MS);
     let outcome: Outcome;
+    const log = new LogWriter(this.#deps.logs, 'build', build.id, await this.#deps.logs.nextSeq('build', build.id).catch(() => 1));
     try {
-      if (build.cancelRequestedAt) throw new BuildCanceled();
+      await this.#checkCancel(build.id, controller);
+      controller.signal.throwIfAborted();
       await this.#execute(build, controller.signal, log);
       outcome = { state: 'SUCCEEDED', error: null };
     } catch (error) {
@@ -101,9 +106,11 @@ export class BuildRunner {
       log.write('system', `${outcome.state}: ${outcome.error}`);
     } finally {
       clearTimeout(timer);
+      clearInterval(cancelCheck);
       this.#running.delete(build.id);
     }
-    await log.flush();
+    // The build ends in a final state even if its last lines cannot be stored.
+    await log.flush().catch((error: unknown) => console.error(`builds: could not store the last output of build ${build.id}`, error));
     await this.#finish(build, outcome);
   };
 
@@ -122,7 +129,7 @@ export class BuildRunner {
     const onLine = (line: string) => {
       log.write('stdout', line);
       const step = /^Step (\d+)\/(\d+) :/.exec(line);
-      if (step) void this.#update(build, { stepCurrent: Number(step[1]), stepTotal: Number(step[2]) });
+      if (step) void this.#update(build, { stepCurrent: Number(step[1]), stepTotal: Number(step[2]) }).catch(() => {}); // progress is best effort
     };
     let result: { imageId: string };
     try {
@@ -168,6 +175,9 @@ export class BuildRunner {
         log.write('system', `pushing ${target}:${tag}`);
         const pushOutput = new LineSplitter();
         ({ digest } = await engine.pushImage(target, tag, auth, signal, (chunk) => pushOutput.push(chunk).forEach((line) => log.write('stdout', line))));
+        pushOutput.end().forEach((line) => log.write('stdout', line));
+        // The registry-qualified tag is not kept on the engine: only the namespaced names stay.
+        await engine.removeImage(`${target}:${tag}`);
       }
       image.pushedTo = target;
       image.digest = digest;
@@ -191,7 +201,7 @@ export class BuildRunner {
     const fetched = path.join(workDir, 'source');
     await mkdir(fetched, { recursive: true });
     if (source.kind === 'TARBALL_URL') {
-      log.write('system', `downloading ${source.url}`);
+      log.write('system', `downloading ${redactUrl(source.url)}`);
       const archive = path.join(workDir, 'download.tar');
       await downloadTarball(source.url, archive, { maxBytes: settings.uploadMaxBytes, policy, timeoutMs, signal });
       await extractTarball(createReadStream(archive), fetched, this.#deps.limits);
@@ -199,7 +209,7 @@ export class BuildRunner {
       this.#lint(build, await readFile(path.join(resolved.contextDir, resolved.dockerfile), 'utf8'));
       return { ...resolved, commit: null };
     }
-    log.write('system', `fetching ${source.url} at ${source.ref}`);
+    log.write('system', `fetching ${redactUrl(source.url)} at ${source.ref}`);
     const { commit } =
       source.kind === 'GIT'
         ? await fetchGit({ url: source.url, ref: source.ref, dir: fetched, policy, timeoutMs, signal })
@@ -228,8 +238,17 @@ export class BuildRunner {
     this.#deps.builds.publishUpdate(build.id, 'RUNNING');
   }
 
+  async #checkCancel(buildId: number, controller: AbortController): Promise<void> {
+    const current = await this.#deps.orm.em.fork().findOne(Build, { id: buildId }, { fields: ['cancelRequestedAt'] }).catch(() => null);
+    if (current?.cancelRequestedAt && !controller.signal.aborted) controller.abort(new BuildCanceled());
+  }
+
+  /** Only a RUNNING build is finished: one another instance has ended already keeps its state. */
   async #finish(build: Build, outcome: Outcome): Promise<void> {
-    await this.#deps.orm.em.fork().nativeUpdate(Build, { id: build.id }, { state: outcome.state, error: outcome.error, finishedAt: new Date(), pushSecret: null });
+    const changed = await this.#deps.orm.em
+      .fork()
+      .nativeUpdate(Build, { id: build.id, state: 'RUNNING' }, { state: outcome.state, error: outcome.error, finishedAt: new Date(), pushSecret: null });
+    if (changed === 0) return this.#cleanUp(build);
     this.#deps.builds.publishUpdate(build.id, outcome.state);
     await this.#cleanUp(build);
   }
@@ -247,6 +266,7 @@ function outcomeOf(error: unknown): Outcome {
   if (error instanceof ImageBuildFailed || error instanceof ImagePushFailed || error instanceof DomainError) {
     return { state: 'FAILED', error: error.message };
   }
+  console.error('builds: a build failed unexpectedly', error);
   return { state: 'ERRORED', error: `The service or the engine failed: ${(error as Error)?.message ?? String(error)}` };
 }
 

@@ -110,6 +110,10 @@ export class BuildsService {
     };
     const push = input.push ? await this.#checkPush(input.push) : null;
     const source = await this.#checkSource(user, input.source);
+    if ((source.kind === 'DOCKERFILE' || source.kind === 'TARBALL') && this.#deps.settings.concurrency === 0) {
+      // Uploaded files stay on the disk of the instance that received them, and this one runs no builds.
+      throw new DomainError('INVALID_SOURCE', 'This instance runs no builds (BUILD_CONCURRENCY=0), so it cannot take uploaded files; use a URL or a repository, or an instance that builds.', 'source');
+    }
 
     const workDir = path.join('builds', `${Date.now().toString(36)}-${randomBytes(6).toString('hex')}`);
     const absoluteWorkDir = path.join(this.#deps.dataDir, workDir);

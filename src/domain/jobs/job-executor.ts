@@ -27,6 +27,8 @@ export interface JobExecutorDeps {
 
 type Ending = 'CANCELED' | 'TIMED_OUT' | 'SERVICE_STOPPING';
 
+const CANCEL_POLL_MS = 2000;
+
 interface Outcome {
   state: JobState;
   exitCode: number | null;
@@ -86,10 +88,10 @@ export class JobExecutor {
     const { jobId } = task.payload as { jobId: number };
     const em = this.#deps.orm.em.fork();
     const job = await em.findOne(Job, { id: jobId }, { populate: ['image', 'pipeline'] });
-    if (!job) return;
+    if (!job || this.#running.has(jobId)) return; // (a lease that lapsed while the job runs here)
     if (job.state === 'RUNNING') {
-      // Taken over after its instance stopped: the container (if any) went with it.
-      return this.#finish(job, { state: 'ERRORED', exitCode: null, error: 'The service stopped while the job ran.' }, null);
+      // Taken over after its instance crashed or vanished: its container (if any) is that instance's to remove.
+      return this.#finish(job, { state: 'ERRORED', exitCode: null, error: 'The instance running this job stopped or crashed.' }, null);
     }
     if (job.state !== 'QUEUED' || (await em.nativeUpdate(Job, { id: jobId, state: 'QUEUED' }, { state: 'RUNNING', startedAt: new Date() })) !== 1) {
       return this.#deps.pipelines.advance(job.pipeline.id);
@@ -103,10 +105,12 @@ export class JobExecutor {
       usage = result.usage;
       outcome = result.outcome;
     } catch (error) {
+      console.error(`jobs: job ${job.id} could not run`, error);
       outcome = { state: 'ERRORED', exitCode: null, error: `The engine failed: ${(error as Error).message}` };
     }
     if (outcome.state !== 'SUCCEEDED') log.system(`${outcome.state}${outcome.exitCode !== null ? ` (exit code ${outcome.exitCode})` : ''}: ${outcome.error ?? ''}`);
-    await log.close();
+    // The job ends in a final state even if its last lines cannot be stored.
+    await log.close().catch((error: unknown) => console.error(`jobs: could not store the last output of job ${job.id}`, error));
     await em.nativeUpdate(Job, { id: job.id }, { logTruncated: log.truncated });
     await this.#finish(job, outcome, usage);
   };
@@ -138,8 +142,14 @@ export class JobExecutor {
     };
     this.#running.set(job.id, { container, end });
     const timer = setTimeout(() => end('TIMED_OUT'), job.timeoutSeconds * 1000);
-    // A cancel that came before the container existed.
-    if ((await this.#deps.orm.em.fork().findOne(Job, { id: job.id }, { fields: ['cancelRequestedAt'] }))?.cancelRequestedAt) end('CANCELED');
+    // Cancel requests travel as events, which a Redis outage can drop (and one may have come before the
+    // container existed): the database flag is checked now and every few seconds.
+    const checkCancel = async () => {
+      const current = await this.#deps.orm.em.fork().findOne(Job, { id: job.id }, { fields: ['cancelRequestedAt'] }).catch(() => null);
+      if (current?.cancelRequestedAt) end('CANCELED');
+    };
+    const cancelCheck = setInterval(() => void checkCancel(), CANCEL_POLL_MS);
+    await checkCancel();
     try {
       const exit = await container.exited;
       for (const stream of ['stdout', 'stderr'] as const) splitters[stream].end().forEach((line) => log.write(stream, line));
@@ -154,6 +164,7 @@ export class JobExecutor {
       return { outcome: { state: exit.exitCode === 0 ? 'SUCCEEDED' : 'FAILED', exitCode: exit.exitCode, error: null }, usage };
     } finally {
       clearTimeout(timer);
+      clearInterval(cancelCheck);
       this.#running.delete(job.id);
       await runner.remove(container.containerId).catch((error: unknown) => console.error(`jobs: could not remove container of job ${job.id}`, error));
     }
@@ -180,8 +191,9 @@ export class JobExecutor {
     }
   }
 
+  /** Only a RUNNING job is finished: one that another instance has ended already keeps its state. */
   async #finish(job: Job, outcome: Outcome, usage: ResourceUsage | null): Promise<void> {
-    await this.#deps.orm.em.fork().nativeUpdate(Job, { id: job.id }, {
+    await this.#deps.orm.em.fork().nativeUpdate(Job, { id: job.id, state: 'RUNNING' }, {
       state: outcome.state,
       exitCode: outcome.exitCode,
       error: outcome.error,

@@ -61,6 +61,10 @@ export class JobsService {
     const env = checkEnv(input.env ?? []);
     const files = input.attachments ?? [];
     if (files.length > settings.maxAttachments) throw new DomainError('INVALID_INPUT', `At most ${settings.maxAttachments} attachments.`, 'attachments');
+    if (files.length > 0 && settings.concurrency === 0) {
+      // Attachments stay on the disk of the instance that received them, and this one runs no jobs.
+      throw new DomainError('INVALID_INPUT', 'This instance runs no jobs (JOB_CONCURRENCY=0), so it cannot take attachments; send them to an instance that runs jobs.', 'attachments');
+    }
     const timeoutSeconds = within(input.timeoutSeconds, 1, settings.timeoutSeconds, 'timeoutSeconds');
     const cpus = within(input.cpus, 0.01, settings.cpus, 'cpus');
     const memoryBytes = within(input.memoryMb, 8, settings.memoryBytes / 2 ** 20, 'memoryMb') * 2 ** 20;

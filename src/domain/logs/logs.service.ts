@@ -115,7 +115,7 @@ export class LogWriter {
   }
 
   write(stream: LogStream, text: string): void {
-    this.#buffer.push({ stream, text, at: new Date() });
+    this.#buffer.push({ stream, text: storable(text), at: new Date() });
     if (this.#buffer.length >= this.#batchSize) void this.flush().catch(() => {});
     else this.#timer ??= setTimeout(() => void this.flush().catch(() => {}), this.#intervalMs);
   }
@@ -138,6 +138,11 @@ export class LogWriter {
     });
     return this.#flushing;
   }
+}
+
+/** What PostgreSQL's text and jsonb accept: no NUL, no lone UTF-16 surrogate (each becomes U+FFFD). */
+export function storable(text: string): string {
+  return text.replaceAll('\0', '\uFFFD').toWellFormed();
 }
 
 function delay(ms: number): Promise<void> {

@@ -32,7 +32,9 @@ export function buildQuery(spec: ImageBuildSpec): Record<string, unknown> {
     buildargs: spec.buildArgs,
     labels: { ...spec.labels, ...spec.serviceLabels },
     ...(spec.target ? { target: spec.target } : {}),
-    nocache: spec.noCache,
+    // Never reuse the engine's build cache: it is shared by every user of the engine (a layer one user
+    // built could be served to another; CVE-2024-24557). `noCache` is accepted and always holds.
+    nocache: true,
     pull: false,
     rm: true,
     forcerm: true,

@@ -203,11 +203,19 @@ function checkImage(reference: string, where: string, state: LintState): void {
   const name = imageName(reference);
   if (name.includes('$')) throw refuse(`${where}: the image name may not use variables (only its tag may).`);
   if (IMAGE_ID.test(reference)) throw refuse(`${where}: image IDs are not allowed (they could name any local image); use the image's name.`);
-  const normal = name.toLowerCase().replace(/^(docker\.io|index\.docker\.io)\//, '');
+  // Whatever registry it names (docker.io, or a registry this engine pushed to and still has a tag of):
+  // what matters is the repository path within it.
+  const normal = withoutRegistry(name.toLowerCase());
   const { serviceNamespace, ownNamespace } = state.namespaces;
   if (normal.startsWith(`${serviceNamespace}/`) && !normal.startsWith(`${ownNamespace}/`)) {
     throw refuse(`${where}: ${quote(reference)} is another account's image; only your own ${ownNamespace}/… images may be used.`);
   }
+}
+
+/** `host[:port]/path` → `path`: a first component with a dot or a colon, or `localhost`, is a registry. */
+function withoutRegistry(name: string): string {
+  const [first, ...rest] = name.split('/');
+  return rest.length > 0 && (first === 'localhost' || /[.:]/.test(first ?? '')) ? rest.join('/') : name;
 }
 
 /** The repository part of an image reference: without its digest or tag. */
