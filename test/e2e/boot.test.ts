@@ -1,6 +1,5 @@
 // The service as a newcomer runs it: `node src/main.ts` (what `npm start` runs) on embedded defaults,
 // one-line failures for bad configuration, and a SIGTERM that drains in-flight requests and exits 0.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { request } from 'node:http';
 import { mkdtempSync, existsSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -9,38 +8,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { ConfirmAccountDocument, LoginDocument, MeDocument, RegisterDocument } from '../generated/graphql.ts';
 import { GraphqlClient } from '../support/graphql-client.ts';
 import { PASSWORD } from '../support/accounts.ts';
-
-const root = path.resolve(import.meta.dirname, '../..');
-const children: ChildProcess[] = [];
-afterAll(() => children.forEach((child) => child.kill('SIGKILL')));
-
-interface Started {
-  child: ChildProcess;
-  stdout: () => string;
-  exited: Promise<{ code: number | null; stderr: string }>;
-  /** The base URL, once the service says where GraphiQL is; rejects when it exits first. */
-  ready: Promise<string>;
-}
-
-/** Runs the service with exactly `env` (plus PATH), as a fresh process. */
-function run(env: Record<string, string>): Started {
-  const child = spawn(process.execPath, ['src/main.ts'], { cwd: root, env: { PATH: process.env.PATH!, PORT: '0', ...env } });
-  children.push(child);
-  let stdout = '';
-  let stderr = '';
-  child.stderr.on('data', (chunk) => (stderr += chunk));
-  const exited = new Promise<{ code: number | null; stderr: string }>((resolve) => child.on('exit', (code) => resolve({ code, stderr })));
-  const ready = new Promise<string>((resolve, reject) => {
-    child.stdout.on('data', (chunk) => {
-      stdout += chunk;
-      const match = /GraphiQL at (http:\/\/\S+)\/graphql/.exec(stdout);
-      if (match) resolve(match[1]!);
-    });
-    void exited.then(({ code }) => reject(new Error(`exited with ${code}: ${stderr}`)));
-  });
-  ready.catch(() => {}); // awaited only by the tests that expect a start
-  return { child, stdout: () => stdout, exited, ready };
-}
+import { runService as run } from '../support/process.ts';
 
 describe('npm start on embedded defaults', () => {
   const dataDir = mkdtempSync(path.join(tmpdir(), 'dockyard-boot-'));

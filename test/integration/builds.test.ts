@@ -7,7 +7,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import Docker from 'dockerode';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, onTestFinished } from 'vitest';
 import {
   BuildDocument,
   BuildLogLinesDocument,
@@ -98,7 +98,7 @@ describe('sources', () => {
 
   it('builds a git repository at a branch, a tag and a commit, from a sub-path with its own Dockerfile path', async () => {
     const git = await startGitServer();
-    afterAll(() => git.close());
+    onTestFinished(() => git.close());
     const repo = await git.createRepo('app.git', {
       commits: [
         { files: { 'service/docker/Build.dockerfile': 'FROM busybox\nCOPY version.txt /\nRUN cat /version.txt\n', 'service/version.txt': 'version one\n', 'README': 'not in the context' } },
@@ -134,7 +134,7 @@ describe('sources', () => {
       tag: { name: 'release-1', commit: 0 },
     });
     const hg = await startHgServer(dir);
-    afterAll(() => hg.close());
+    onTestFinished(() => hg.close());
     const atTag = await waitForBuild(alice.client, (await startBuild(alice.client, { imageName: name('hg'), mercurial: { url: hg.url, ref: 'release-1' }, noCache: true })).id);
     expect(atTag).toMatchObject({ state: 'SUCCEEDED', commit: repo.commits[0] });
     expect((await buildLog(alice.client, atTag.id)).map((l) => l.text)).toContain('first revision');
@@ -145,7 +145,7 @@ describe('sources', () => {
 
   it('fails a repository build whose ref does not exist, with the reason', async () => {
     const git = await startGitServer();
-    afterAll(() => git.close());
+    onTestFinished(() => git.close());
     const repo = await git.createRepo('small.git', { commits: [{ files: { Dockerfile: 'FROM busybox\n' } }] });
     const build = await waitForBuild(alice.client, (await startBuild(alice.client, { imageName: name('noref'), git: { url: repo.url, ref: 'no-such-branch' } })).id);
     expect(build.state).toBe('FAILED');

@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll } from 'vitest';
+import { onTestFinished } from 'vitest';
 
 export interface TestRegistry {
   /** `127.0.0.1:<port>` */
@@ -36,7 +36,8 @@ export async function startRegistry(username = 'pusher', password = 'registry-se
     ].join('\n'),
   );
   const child = spawn('docker-registry', ['serve', path.join(dir, 'config.yml')], { stdio: 'ignore' });
-  afterAll(() => {
+  // Called inside a test: stopped when that test ends.
+  onTestFinished(() => {
     child.kill();
     rmSync(dir, { recursive: true, force: true });
   });

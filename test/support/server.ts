@@ -1,6 +1,6 @@
 // Starts real Dockyard instances in the test process, on PostgreSQL and Redis unless told otherwise.
 import { randomUUID } from 'node:crypto';
-import { afterAll } from 'vitest';
+import { afterAll, expect, onTestFinished } from 'vitest';
 import { parseConfig, type Config } from '../../src/config.ts';
 import { startDockyard, type Dockyard } from '../../src/main.ts';
 import { TEST_DATABASE_URL, TEST_REDIS_URL } from './env.ts';
@@ -26,7 +26,9 @@ export async function startTestServer(env: Record<string, string | undefined> = 
     ...env,
   });
   const dockyard = await startDockyard(config);
-  afterAll(() => dockyard.close());
+  // Stopped when the test that started it ends, or after the file's tests when started at the top.
+  if (expect.getState().currentTestName) onTestFinished(() => dockyard.close());
+  else afterAll(() => dockyard.close());
   return {
     ...dockyard,
     config,

@@ -1,0 +1,165 @@
+// Kabuto's REST surface at its own paths (under settings.kabutoPrefix, none by default): the route
+// table, and the one place where a handler's answer or error becomes Kabuto's wire shape.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Viewer } from '../../auth/auth.service.ts';
+import { DomainError, type ErrorCode } from '../../domain/errors.ts';
+import { contextForRequest, type Services } from '../context.ts';
+import { secureCookies, type OriginPolicy } from '../origins.ts';
+import { BodyError, readBody, type BodyLimits, type RequestBody } from './body.ts';
+import { matchRoute, path, sendJson, type Route } from './http.ts';
+import { confirm, hello, login, logout, register } from './kabuto-accounts.ts';
+import { buildStatus, createImage, deleteImage, getImage, listImages, updateImage } from './kabuto-images.ts';
+import {
+  addJob,
+  createPipeline,
+  deleteJob,
+  deletePipeline,
+  getJob,
+  getPipeline,
+  jobLogs,
+  killJob,
+  listAllJobs,
+  listJobs,
+  listPipelines,
+  submitPipeline,
+  updateJob,
+  updatePipeline,
+} from './kabuto-pipelines.ts';
+import { KabutoError, MissingField, NotLoggedIn, SENT, type KabutoCall, type KabutoHandler, type KabutoInput, type KabutoReply } from './kabuto-call.ts';
+
+const ROUTES: Route<KabutoHandler>[] = [
+  { method: 'GET', pattern: path('/'), handler: hello },
+  { method: 'POST', pattern: path('/register'), handler: register },
+  { method: 'GET', pattern: path('/register/confirm/:name/:name'), handler: confirm },
+  { method: 'POST', pattern: path('/login'), handler: login },
+  { method: 'POST', pattern: path('/logout'), handler: logout },
+  { method: 'GET', pattern: path('/image'), handler: listImages },
+  { method: 'POST', pattern: path('/image'), handler: createImage },
+  { method: 'GET', pattern: path('/image/:id'), handler: getImage },
+  { method: 'PUT', pattern: path('/image/:id'), handler: updateImage },
+  { method: 'DELETE', pattern: path('/image/:id'), handler: deleteImage },
+  { method: 'GET', pattern: path('/image/build/:id'), handler: buildStatus },
+  { method: 'GET', pattern: path('/image/build/:id/:id'), handler: buildStatus },
+  { method: 'GET', pattern: path('/pipeline'), handler: listPipelines },
+  { method: 'POST', pattern: path('/pipeline'), handler: createPipeline },
+  { method: 'GET', pattern: path('/pipeline/:id'), handler: getPipeline },
+  { method: 'PUT', pattern: path('/pipeline/:id'), handler: updatePipeline },
+  { method: 'DELETE', pattern: path('/pipeline/:id'), handler: deletePipeline },
+  { method: 'POST', pattern: path('/pipeline/:id/submit'), handler: submitPipeline },
+  { method: 'GET', pattern: path('/jobs'), handler: listAllJobs },
+  { method: 'GET', pattern: path('/pipeline/:id/job'), handler: listJobs },
+  { method: 'POST', pattern: path('/pipeline/:id/job'), handler: addJob },
+  { method: 'GET', pattern: path('/pipeline/:id/job/:id'), handler: getJob },
+  { method: 'PUT', pattern: path('/pipeline/:id/job/:id'), handler: updateJob },
+  { method: 'DELETE', pattern: path('/pipeline/:id/job/:id'), handler: deleteJob },
+  { method: 'GET', pattern: path('/pipeline/:id/job/:id/kill'), handler: killJob },
+  { method: 'GET', pattern: path('/execution/:id/logs'), handler: jobLogs },
+  { method: 'GET', pattern: path('/execution/:id/logs/:id'), handler: jobLogs },
+];
+
+export interface KabutoOptions {
+  services: Services;
+  policy: OriginPolicy;
+  /** `''` or `/something`. */
+  prefix: string;
+  limits: BodyLimits;
+}
+
+export function kabutoRouter({ services, policy, prefix, limits }: KabutoOptions) {
+  return async (req: IncomingMessage, res: ServerResponse, pathname: string): Promise<boolean> => {
+    const local = prefix === '' ? pathname : pathname === prefix ? '/' : pathname.startsWith(`${prefix}/`) ? pathname.slice(prefix.length) : null;
+    if (local === null) return false;
+    const match = matchRoute(ROUTES, req.method ?? 'GET', local);
+    if (match === null) return false;
+    if (match === 'method-not-allowed') {
+      sendJson(res, 405, { message: 'The method is not allowed for the requested URL.' });
+      return true;
+    }
+    const call = newCall(services, policy, limits, req, res, match.params);
+    try {
+      const reply = await match.route.handler(call);
+      if (reply !== SENT) sendJson(res, reply.status, reply.body, reply.headers);
+    } catch (error) {
+      if (res.headersSent) {
+        console.error('kabuto: the response failed after it started', error);
+        res.destroy();
+        return true;
+      }
+      const reply = errorReply(error);
+      if (reply !== SENT) sendJson(res, reply.status, reply.body, reply.headers);
+    } finally {
+      await call.dispose();
+    }
+    return true;
+  };
+}
+
+function newCall(
+  services: Services,
+  policy: OriginPolicy,
+  limits: BodyLimits,
+  req: IncomingMessage,
+  res: ServerResponse,
+  params: string[],
+): KabutoCall & { dispose(): Promise<void> } {
+  const query = new URL(req.url ?? '/', 'http://localhost').searchParams;
+  let viewer: Promise<Viewer> | undefined;
+  let body: Promise<RequestBody> | undefined;
+  const getViewer = () =>
+    (viewer ??= contextForRequest(services, policy, req, { responseCookies: null }).then((context) => {
+      if (!context.viewer) throw new NotLoggedIn('Unauthorized');
+      return context.viewer;
+    }));
+  const input = async (): Promise<KabutoInput> => {
+    const read = await (body ??= readBody(req, limits));
+    const value = (name: string) => read.field(name) ?? query.get(name) ?? undefined;
+    return {
+      required: (name) => {
+        const found = value(name);
+        if (found === undefined) throw new MissingField(name);
+        return found;
+      },
+      optional: value,
+      files: (field) => read.files(field),
+    };
+  };
+  return {
+    req,
+    res,
+    services,
+    params,
+    query,
+    viewer: getViewer,
+    user: async () => (await getViewer()).user,
+    input,
+    secureCookies: secureCookies(req.headers, policy),
+    dispose: async () => {
+      if (body) await (await body.catch(() => null))?.dispose();
+    },
+  };
+}
+
+const UNAUTHORIZED: readonly ErrorCode[] = [
+  'UNAUTHENTICATED', 'SESSION_INVALID', 'SESSION_EXPIRED', 'TOKEN_INVALID', 'TOKEN_EXPIRED', 'TOKEN_REVOKED',
+  'ORIGIN_NOT_ALLOWED', 'INVALID_CREDENTIALS', 'ACCOUNT_NOT_CONFIRMED',
+];
+
+/** Kabuto's shapes: 401 `{"status", "message"}`, 400 `{"message"}`, and `200 {"error"}` for what the application refuses. */
+function errorReply(error: unknown): KabutoReply {
+  if (error instanceof NotLoggedIn) return unauthorized(error.message);
+  if (error instanceof MissingField) return { status: 400, body: { message: error.message } };
+  if (error instanceof BodyError) return { status: error.status, body: { message: error.message } };
+  if (error instanceof KabutoError) return { status: 200, body: { error: error.message } };
+  if (error instanceof DomainError) {
+    if (UNAUTHORIZED.includes(error.code)) return unauthorized('Unauthorized');
+    if (error.code === 'NOT_FOUND' || error.code === 'CONFLICT') return { status: 200, body: { error: error.message } };
+    if (error.code === 'LOGIN_TAKEN' || error.code === 'EMAIL_TAKEN') return { status: 409, body: { message: error.message } };
+    if (error.code === 'TOO_LARGE') return { status: 413, body: { message: error.message } };
+    return { status: 400, body: { message: error.message } };
+  }
+  throw error;
+}
+
+function unauthorized(message: string): KabutoReply {
+  return { status: 401, body: { status: 401, message }, headers: { 'www-authenticate': 'Basic realm="flask-restful"' } };
+}
