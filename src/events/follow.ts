@@ -8,22 +8,31 @@ type KeyedTopic = { [K in keyof Topics]: Topics[K] extends [string, unknown] ? K
 
 const BACKSTOP_MS = 1000;
 
-export async function* followChanges<T>(
+/**
+ * `read` gets the event that caused the read (undefined for the first read and for a backstop look),
+ * so that a caller whose events carry the new state can report each change even when several happen
+ * before the database is read.
+ */
+export async function* followChanges<K extends KeyedTopic, T>(
   bus: EventBus,
-  topic: KeyedTopic,
+  topic: K,
   key: string,
-  read: () => Promise<T>,
+  read: (event: Topics[K][1] | undefined) => Promise<T>,
   finished: (value: T) => boolean,
 ): AsyncGenerator<T> {
-  const wakeups = bus.subscribe(topic, key)[Symbol.asyncIterator]();
+  const subscribe = bus.subscribe.bind(bus) as (topic: KeyedTopic, key: string) => AsyncIterable<Topics[K][1]>;
+  const wakeups = subscribe(topic, key)[Symbol.asyncIterator]();
   // Listen before the first read, so that a change in between still wakes us.
   let wakeup = wakeups.next();
+  let event: Topics[K][1] | undefined;
   try {
     for (;;) {
-      const value = await read();
+      const value = await read(event);
       yield value;
       if (finished(value)) return;
-      const woke = await Promise.race([wakeup.then(() => true), new Promise<false>((resolve) => setTimeout(() => resolve(false), BACKSTOP_MS).unref())]);
+      const backstop = new Promise<null>((resolve) => setTimeout(() => resolve(null), BACKSTOP_MS).unref());
+      const woke = await Promise.race([wakeup, backstop]);
+      event = woke && !woke.done ? woke.value : undefined;
       if (woke) wakeup = wakeups.next();
     }
   } finally {

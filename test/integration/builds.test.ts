@@ -418,6 +418,21 @@ describe('live logs and states over graphql-ws', () => {
     await ws.dispose();
   });
 
+  it('reports every state of a build that fails at once, in order', async () => {
+    const ws = connectWs(server.wsUrl, { cookie: alice.client.cookieHeader }).client;
+    const queued = await startBuild(alice.client, { imageName: name('quick'), dockerfile: 'FROM busybox\nRUN exit 1\n' });
+    const updates = subscribe(ws, BuildUpdatedDocument, { buildId: queued.id });
+    const states: string[] = [];
+    for (;;) {
+      const state = (await updates.next(15_000)).data!.buildUpdated.state;
+      if (states.at(-1) !== state) states.push(state);
+      if (state === 'FAILED') break;
+    }
+    // It may already run when the subscription starts; from there on nothing is skipped.
+    expect(states.slice(states.indexOf('RUNNING'))).toEqual(['RUNNING', 'FAILED']);
+    await ws.dispose();
+  });
+
   it('replays a finished build from any point, then completes', async () => {
     const build = await waitForBuild(alice.client, (await startBuild(alice.client, { imageName: name('replay'), dockerfile: 'FROM busybox\nRUN echo one && echo two\n', noCache: true })).id);
     const stored = await buildLog(alice.client, build.id);

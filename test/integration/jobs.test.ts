@@ -187,6 +187,21 @@ describe('job states', () => {
 });
 
 describe('limits and isolation', () => {
+  it('fails a job whose /outbox is over the cap, saying so, and keeps none of it', async () => {
+    const capped = await startTestServer({ ...settings, OUTBOX_MAX_MB: '1', INSTANCE_ID: `outbox-${Date.now()}` });
+    const client = new GraphqlClient(capped.graphqlUrl);
+    client.cookies.set('dockyard_session', alice.client.cookies.get('dockyard_session')!);
+    const pipelineId = await createPipeline(client, 'big outbox');
+    // An attachment keeps the job on this instance (the one with the small cap).
+    const job = await addJob(client, { pipelineId, imageId, commandLine: 'sh -c "head -c 2097152 /dev/zero > /outbox/big.bin"', attachments: [null] }, [
+      { path: 'input.attachments.0', name: 'pin', content: 'x' },
+    ]);
+    await client.request(SubmitPipelineDocument, { id: pipelineId });
+    const done = await waitForJob(client, job.id);
+    expect(done).toMatchObject({ state: 'FAILED', exitCode: null, results: [], resultsUrl: null });
+    expect(done.error).toMatch(/outbox is too large/);
+  });
+
   it('ends a fork bomb, a memory hog and an endless loop clearly, without disturbing a job beside them', async () => {
     const neighbour = await createPipeline(alice.client, 'neighbour');
     const steady = await addJob(alice.client, { pipelineId: neighbour, imageId, commandLine: 'sh -c "for i in 1 2 3 4 5 6; do echo tick $i; sleep 0.5; done"' });

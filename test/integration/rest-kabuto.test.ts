@@ -421,7 +421,7 @@ describe('pipelines and jobs', () => {
     await alice.post(`/pipeline/${pid}/job`, { image_id: String(used), command: 'true' });
     const refused = await alice.delete(`/image/${used}`);
     expect(refused.status).toBe(200);
-    expect(refused.body).toEqual({ error: expect.any(String) });
+    expect(refused.body).toEqual({ error: 'The image is used by jobs; delete those jobs first.' });
   });
 });
 

@@ -177,7 +177,19 @@ export class BuildsService {
   /** The build now, then again after every change, ending with its final state. */
   async followUpdates(user: User, id: number): Promise<AsyncGenerator<Build>> {
     await this.get(user, id);
-    return followChanges(this.#deps.bus, 'buildUpdated', String(id), () => this.get(user, id), (build) => FINISHED_BUILD_STATES.includes(build.state));
+    // Each event carries the state it announces: a build that moves on twice before it is read still
+    // shows both states, in order.
+    return followChanges(
+      this.#deps.bus,
+      'buildUpdated',
+      String(id),
+      async (event) => {
+        const build = await this.get(user, id);
+        if (event && event.state !== build.state) build.state = event.state as BuildState;
+        return build;
+      },
+      (build) => FINISHED_BUILD_STATES.includes(build.state),
+    );
   }
 
   async isFinished(id: number): Promise<boolean> {

@@ -168,7 +168,17 @@ export class JobsService {
   /** The job now, then after every change, until it has ended. */
   async followUpdates(user: User, id: number): Promise<AsyncGenerator<Job>> {
     await this.get(user, id);
-    return followChanges(this.#deps.bus, 'jobUpdated', String(id), () => this.get(user, id), (job) => FINISHED_JOB_STATES.includes(job.state));
+    return followChanges(
+      this.#deps.bus,
+      'jobUpdated',
+      String(id),
+      async (event) => {
+        const job = await this.get(user, id);
+        if (event && event.state !== job.state) job.state = event.state as JobState;
+        return job;
+      },
+      (job) => FINISHED_JOB_STATES.includes(job.state),
+    );
   }
 
   /** The pipeline's jobs now, then after every change in the run, until the run has ended. */

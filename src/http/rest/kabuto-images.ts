@@ -3,7 +3,7 @@
 // that image again. Kabuto names are mapped onto Dockyard's: trimmed and lower-cased, then checked by
 // the builds service like any image name. `repo_url` is a Mercurial repository and wins over `dockerfile`.
 import { readFile, stat } from 'node:fs/promises';
-import { ForeignKeyConstraintViolationException } from '@mikro-orm/core';
+import { DriverException } from '@mikro-orm/core';
 import type { Build } from '../../domain/builds/build.entity.ts';
 import type { BuildSourceInput } from '../../domain/builds/builds.service.ts';
 import { DomainError } from '../../domain/errors.ts';
@@ -60,8 +60,9 @@ export async function deleteImage({ services, user, params: [id] }: KabutoCall):
   try {
     await orMissing(services.images.delete(me, Number(id)), NO_RIGHTS);
   } catch (error) {
-    // The jobs table refuses to lose an image its jobs use (see the report: the service does not check it first).
-    if (error instanceof ForeignKeyConstraintViolationException) throw new KabutoError('The image is used by jobs; delete those jobs first.');
+    // The jobs table refuses to lose an image its jobs use; ImagesService.delete does not check that first
+    // (PGlite reports it as a plain DriverException, PostgreSQL as a foreign-key violation).
+    if (error instanceof DriverException && error.message.includes('jobs_image_id_fkey')) throw new KabutoError('The image is used by jobs; delete those jobs first.');
     throw error;
   }
   return ok({ status: 'Successfully deleted the image' });
