@@ -80,6 +80,7 @@ export interface BuildSettings {
   allowPrivateAddresses: boolean;
   uploadMaxBytes: number;
   contextMaxBytes: number;
+  logMaxBytes: number;
   sourceTimeoutSeconds: number;
 }
 
@@ -127,6 +128,7 @@ export const SETTINGS: Setting[] = [
   { name: 'SOURCE_ALLOWED_HOSTS', default: '(none)', description: 'Comma-separated hosts, IPs or CIDRs that tarball URLs, repositories and registries may use although private.' },
   { name: 'SOURCE_ALLOW_PRIVATE', default: 'false', description: 'Allow private, loopback and link-local addresses for every source and registry.' },
   { name: 'UPLOAD_MAX_MB', default: '100', description: 'Largest uploaded file or downloaded tarball.' },
+  { name: 'BUILD_LOG_MAX_MB', default: '10', description: 'Output stored per build; past it the build goes on and one line says the rest is not kept.' },
   { name: 'CONTEXT_MAX_MB', default: '1024', description: 'Largest build context once unpacked.' },
   { name: 'JOB_CONCURRENCY', default: '2', description: 'Jobs that run at once on this instance; `0` runs none.' },
   { name: 'JOB_TIMEOUT_SECONDS', default: '3600', description: 'Longest a job may run, and the default.' },
@@ -210,6 +212,7 @@ export function parseConfig(env: Env = process.env, cwd = process.cwd()): Config
       allowPrivateAddresses: boolean(read('SOURCE_ALLOW_PRIVATE'), 'SOURCE_ALLOW_PRIVATE', false),
       uploadMaxBytes: integer(read('UPLOAD_MAX_MB'), 'UPLOAD_MAX_MB', 100, 1, 1_048_576) * 2 ** 20,
       contextMaxBytes: integer(read('CONTEXT_MAX_MB'), 'CONTEXT_MAX_MB', 1024, 1, 1_048_576) * 2 ** 20,
+      logMaxBytes: integer(read('BUILD_LOG_MAX_MB'), 'BUILD_LOG_MAX_MB', 10, 1, 1_048_576) * 2 ** 20,
       sourceTimeoutSeconds: integer(read('SOURCE_TIMEOUT_SECONDS'), 'SOURCE_TIMEOUT_SECONDS', 300, 5, 86_400),
     },
     rest: {

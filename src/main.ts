@@ -46,7 +46,7 @@ export async function startDockyard(config: Config): Promise<Dockyard> {
   const users = new UsersService(orm, config);
   const auth = new AuthService(orm, users, events.bus, config.sessionTtlMs);
   const images = new ImagesService(orm, engine, secrets);
-  const builds = new BuildsService({ instanceId: config.instanceId, orm, bus: events.bus, queue, logs, secrets, settings: config.builds, dataDir: config.dataDir, limits });
+  const builds = new BuildsService({ engine, instanceId: config.instanceId, orm, bus: events.bus, queue, logs, secrets, settings: config.builds, dataDir: config.dataDir, limits });
   const pipelines = new PipelinesService({ orm, bus: events.bus, queue, dataDir: config.dataDir, instanceId: config.instanceId });
   const jobs = new JobsService({ orm, bus: events.bus, logs, pipelines, settings: config.jobs, uploadMaxBytes: config.builds.uploadMaxBytes, dataDir: config.dataDir });
   const services: Services = { users, auth, images, builds, pipelines, jobs, bus: events.bus };
@@ -106,10 +106,12 @@ export async function startDockyard(config: Config): Promise<Dockyard> {
   let closing: Promise<void> | null = null;
   const close = async () => {
     await http.close(config.shutdownGraceMs);
-    // Builds and jobs still running end ERRORED (their engine requests cannot outlive the process).
+    // No more claims; then builds and jobs still running end ERRORED (their engine requests cannot
+    // outlive the process), and the workers wait for them to be recorded.
+    const stopped = Promise.all(workers.map((worker) => worker.stop()));
     buildRunner.abortAll();
     jobExecutor.stopAll();
-    await Promise.all(workers.map((worker) => worker.stop()));
+    await stopped;
     await Promise.all([buildRunner.stop(), jobExecutor.stop()]);
     await Promise.allSettled([orm.close(), events.close()]);
   };

@@ -14,6 +14,7 @@ const COMPLETE = sql('complete-task');
 const FAIL = sql('fail-task');
 const RELEASE_WORKER = sql('release-worker');
 const RENEW_LEASES = sql('renew-leases');
+const RELEASE_TASK = sql('release-task');
 const NEXT_RUN_AT = sql('next-run-at');
 
 /** How long a claimed task stays locked without its worker renewing the lease. */
@@ -89,6 +90,10 @@ export class TaskQueue {
   /** Releases the task for another attempt after `retryDelayMs`, or marks it failed when it has none left. */
   async fail(task: Task, workerId: string, error: string, retryDelayMs: number): Promise<void> {
     await this.#orm.em.fork().execute(FAIL, [error.slice(0, 10_000), retryDelayMs / 1000, task.id, workerId], 'run');
+  }
+
+  async release(task: Task, workerId: string): Promise<void> {
+    await this.#orm.em.fork().execute(RELEASE_TASK, [task.id, workerId], 'run');
   }
 
   async renewLeases(workerId: string, taskIds: string[]): Promise<void> {

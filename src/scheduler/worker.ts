@@ -91,6 +91,11 @@ export class Worker {
           break;
         }
         if (!task) break;
+        if (this.#stopping) {
+          // Claimed while the worker was asked to stop: given back, for the next start or another instance.
+          await this.#queue.release(task, this.#options.workerId).catch((error: unknown) => this.#options.onError(error, task));
+          break;
+        }
         this.#start(task);
       }
       await this.#sleep();

@@ -24,6 +24,7 @@ import {
   resolveContext,
   type AddressPolicy,
 } from '../../src/domain/builds/context/index.ts';
+import { type EgressProxy, startEgressProxy } from '../../src/domain/builds/context/egress-proxy.ts';
 import { DomainError } from '../../src/domain/errors.ts';
 import { type CreatedRepo, type GitServer, startGitServer } from '../support/git-server.ts';
 import { type CreatedHgRepo, createHgRepo, type HgServer, startHgServer } from '../support/hg-server.ts';
@@ -484,5 +485,168 @@ describe('fetchMercurial', () => {
     } finally {
       await subServer.close();
     }
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------
+
+describe('fetchMercurial through the egress proxy', () => {
+  let hgServer: HgServer;
+  let repo: CreatedHgRepo;
+  let internal: TestHttp; // on 127.0.0.2: what a redirect must not reach
+  let redirector: TestHttp; // on 127.0.0.1: answers every request with a 302 to `internal`
+  let relay: TestHttp; // on 127.0.0.2: answers every request with a 302 to the same path on `hgServer`
+  const fetch = (url: string, policy: AddressPolicy) =>
+    fetchMercurial({ url, revision: 'default', dir, policy, timeoutMs: 30_000 });
+
+  beforeAll(async () => {
+    const repoDir = path.join(work, 'hg-proxied-repo');
+    repo = await createHgRepo(repoDir, { commits: [{ files: { Dockerfile: 'FROM busybox\n', 'README.md': 'proxied\n' } }] });
+    hgServer = await startHgServer(repoDir);
+    internal = await startHttp('127.0.0.2', (_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.end('internal admin');
+    });
+    redirector = await startHttp('127.0.0.1', (req, res) => {
+      res.writeHead(302, { location: `${internal.url}/internal-admin${req.url ?? ''}` });
+      res.end();
+    });
+    relay = await startHttp('127.0.0.2', (req, res) => {
+      res.writeHead(302, { location: new URL((req.url ?? '/').slice(1), hgServer.url).href });
+      res.end();
+    });
+  });
+  afterAll(async () => {
+    await Promise.all([hgServer.close(), internal.close(), redirector.close(), relay.close()]);
+  });
+
+  it('refuses a redirect to a host the policy does not allow, and never contacts it', async () => {
+    const error = await expectDomainError(
+      fetch(`${redirector.url}/repo`, LOOPBACK_POLICY),
+      'SOURCE_FETCH_FAILED',
+      /hg clone failed: the repository redirected to 127\.0\.0\.2, which is not allowed/,
+    );
+    expect(error.message).not.toMatch(/internal/);
+    expect(redirector.hits.length).toBeGreaterThan(0);
+    expect(internal.hits).toEqual([]);
+  });
+
+  it('follows a redirect to a host the policy allows, and refuses it once the policy does not', async () => {
+    const both: AddressPolicy = { allowPrivate: false, allowedHosts: ['127.0.0.1', '127.0.0.2'] };
+    expect(await fetch(`${relay.url}/`, both)).toEqual({ commit: repo.defaultHead });
+    expect(await readFile(path.join(dir, 'README.md'), 'utf8')).toBe('proxied\n');
+    await emptyDir();
+    await expectDomainError(
+      fetch(`${relay.url}/`, { allowPrivate: false, allowedHosts: ['127.0.0.2'] }),
+      'SOURCE_FETCH_FAILED',
+      /redirected to 127\.0\.0\.1, which is not allowed/,
+    );
+  });
+
+  it('fetches through the proxy, which connects to the address it checked (hg cannot resolve pinned.test)', async () => {
+    const url = hgServer.url.replace('127.0.0.1', 'pinned.test');
+    expect(await fetch(url, { allowPrivate: false, allowedHosts: ['pinned.test'] })).toEqual({ commit: repo.defaultHead });
+    expect(await readFile(path.join(dir, 'README.md'), 'utf8')).toBe('proxied\n');
+  });
+
+  it('refuses a repository on a host the policy does not allow before hg runs', async () => {
+    await expectDomainError(fetch(`${internal.url}/repo`, LOOPBACK_POLICY), 'URL_NOT_ALLOWED', /127\.0\.0\.2/);
+    expect(internal.hits).toEqual([]);
+    expect(await readdir(dir)).toEqual([]);
+  });
+});
+
+describe('startEgressProxy', () => {
+  let proxy: EgressProxy;
+  let allowed: TestHttp;
+  let other: TestHttp;
+  beforeAll(async () => {
+    allowed = await startHttp('127.0.0.1', (req, res) => {
+      res.writeHead(200, { 'content-type': 'text/plain', 'x-seen-proxy-auth': String(req.headers['proxy-authorization'] !== undefined) });
+      res.end(`hello ${req.method} ${req.url} ${req.headers.host}`);
+    });
+    other = await startHttp('127.0.0.2', (_req, res) => res.end('other'));
+  });
+  beforeEach(async () => {
+    proxy = await startEgressProxy(LOOPBACK_POLICY);
+  });
+  afterAll(async () => {
+    await proxy.close();
+    await allowed.close();
+    await other.close();
+  });
+
+  const auth = () => `Basic ${Buffer.from(`${proxy.user}:${proxy.password}`).toString('base64')}`;
+
+  /** One request to the proxy: `target` is the request target (absolute URL, or host:port for CONNECT). */
+  function viaProxy(method: string, target: string, headers: Record<string, string> = { 'proxy-authorization': auth() }) {
+    const { port } = new URL(proxy.url);
+    return new Promise<{ status: number; body: string; headers: http.IncomingHttpHeaders; socket?: import('node:net').Socket }>(
+      (resolve, reject) => {
+        const req = http.request({ host: '127.0.0.1', port, method, path: target, headers, agent: false });
+        req.once('connect', (res, socket) => resolve({ status: res.statusCode ?? 0, body: '', headers: res.headers, socket }));
+        req.once('response', (res) => {
+          let body = '';
+          res.setEncoding('utf8');
+          res.on('data', (chunk: string) => (body += chunk));
+          res.once('end', () => resolve({ status: res.statusCode ?? 0, body, headers: res.headers }));
+        });
+        req.once('error', reject);
+        req.end();
+      },
+    );
+  }
+
+  it('listens on 127.0.0.1 and forwards an allowed http request, without the proxy credentials', async () => {
+    expect(proxy.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    const res = await viaProxy('GET', `${allowed.url}/path?x=1`);
+    expect(res.status).toBe(200);
+    expect(res.body).toBe(`hello GET /path?x=1 ${allowed.url.slice('http://'.length)}`);
+    expect(res.headers['x-seen-proxy-auth']).toBe('false');
+  });
+
+  it('answers 403 to a destination the policy does not allow, without contacting it', async () => {
+    const before = other.hits.length;
+    expect((await viaProxy('GET', `${other.url}/internal-admin`)).status).toBe(403);
+    expect((await viaProxy('GET', 'http://[::1]:9/x')).status).toBe(403);
+    expect((await viaProxy('GET', `${other.url.replace('127.0.0.2', '2130706434')}/x`)).status).toBe(403); // 127.0.0.2 as a number
+    expect(other.hits.length).toBe(before);
+    expect(proxy.refused).toEqual(['127.0.0.2', '::1', '127.0.0.2']);
+  });
+
+  it('tunnels CONNECT to an allowed address, and answers 403 otherwise', async () => {
+    const ok = await viaProxy('CONNECT', allowed.url.slice('http://'.length));
+    expect(ok.status).toBe(200);
+    const socket = ok.socket as import('node:net').Socket;
+    const answer = await new Promise<string>((resolve) => {
+      let text = '';
+      socket.setEncoding('utf8');
+      socket.on('data', (chunk: string) => (text += chunk));
+      socket.once('end', () => resolve(text));
+      socket.write('GET /tunnelled HTTP/1.1\r\nHost: example.test\r\nConnection: close\r\n\r\n');
+    });
+    expect(answer).toMatch(/^HTTP\/1\.1 200/);
+    expect(answer).toMatch(/hello GET \/tunnelled example\.test/);
+    const before = other.hits.length;
+    expect((await viaProxy('CONNECT', other.url.slice('http://'.length))).status).toBe(403);
+    expect((await viaProxy('CONNECT', '169.254.169.254:443')).status).toBe(403);
+    expect(other.hits.length).toBe(before);
+    expect(proxy.refused).toEqual(['127.0.0.2', '169.254.169.254']);
+  });
+
+  it('requires its credentials, and refuses requests that are not proxy requests', async () => {
+    const before = allowed.hits.length;
+    expect((await viaProxy('GET', `${allowed.url}/`, {})).status).toBe(407);
+    expect((await viaProxy('GET', `${allowed.url}/`, { 'proxy-authorization': 'Basic ZG9ja3lhcmQ6d3Jvbmc=' })).status).toBe(407);
+    expect((await viaProxy('CONNECT', allowed.url.slice('http://'.length), {})).status).toBe(407);
+    expect((await viaProxy('GET', '/')).status).toBe(400);
+    expect((await viaProxy('GET', 'https://127.0.0.1/')).status).toBe(400);
+    expect((await viaProxy('CONNECT', '127.0.0.1')).status).toBe(400);
+    expect(allowed.hits.length).toBe(before);
+  });
+
+  it('stops accepting connections once closed', async () => {
+    await proxy.close();
+    await expect(viaProxy('GET', `${allowed.url}/`)).rejects.toThrow(/ECONNREFUSED/);
   });
 });

@@ -361,15 +361,14 @@ describe('push', () => {
     expect((await registry.tags(build.image.repository)).sort()).toEqual(['latest', build.versionTag].sort());
   });
 
-  it('fails a push marked insecure when the engine does not allow plain HTTP to that registry', async () => {
+  it('refuses a push marked insecure when the engine does not allow plain HTTP to that registry', async () => {
     // A server that may reach private addresses, so that 10.x passes the request checks and reaches the engine check.
     const lenient = await startTestServer({ ...settings, SOURCE_ALLOW_PRIVATE: 'true', INSTANCE_ID: `insecure-${Date.now()}` });
     const client = new GraphqlClient(lenient.graphqlUrl);
     client.cookies.set('dockyard_session', alice.client.cookies.get('dockyard_session')!);
-    const queued = await startBuild(client, { imageName: name('insecure'), dockerfile: 'FROM busybox\n', push: { registry: '10.255.255.1:5000', insecure: true } });
-    const refused = await waitForBuild(client, queued.id);
-    expect(refused.state).toBe('FAILED');
-    expect(refused.error).toMatch(/does not allow plain HTTP to 10\.255\.255\.1:5000/);
+    const refused = await client.request(BuildImageDocument, { input: { imageName: name('insecure'), dockerfile: 'FROM busybox\n', push: { registry: '10.255.255.1:5000', insecure: true } } });
+    expect(errorCodes(refused)).toEqual(['INVALID_INPUT']);
+    expect(refused.errors![0]!.message).toMatch(/does not allow plain HTTP to 10\.255\.255\.1:5000/);
   });
 
   it('fails the build when the registry refuses the credentials', async () => {

@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { CreateApiTokenDocument, MeDocument } from '../generated/graphql.ts';
 import { PASSWORD } from '../support/accounts.ts';
 import { GraphqlClient } from '../support/graphql-client.ts';
@@ -289,7 +289,7 @@ describe('images', () => {
     const repoDir = path.join(mkdtempSync(path.join(work, 'hg-')), 'repo');
     await createHgRepo(repoDir, { commits: [{ files: { Dockerfile: 'FROM busybox\nRUN echo built from mercurial\n' } }] });
     const hg = await startHgServer(repoDir);
-    afterAll(() => hg.close());
+    onTestFinished(() => hg.close());
     const started = await alice.post('/image', { name: 'from-hg', repo_url: hg.url, dockerfile: 'FROM busybox\nRUN echo ignored\n', nocache: 'true' });
     const build = await buildDone(alice, started.body.build_id);
     expect(build).toMatchObject({ state: 'SUCCESS', output: expect.stringContaining('built from mercurial') });

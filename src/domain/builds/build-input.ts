@@ -67,12 +67,12 @@ export function checkRegistry(registry: string): string {
 
 function checkPairs(pairs: KeyValue[], field: string, keyOk: (key: string) => boolean): Record<string, string> {
   if (pairs.length > MAX_PAIRS) throw new DomainError('INVALID_INPUT', `At most ${MAX_PAIRS} ${field}.`, field);
-  const result: Record<string, string> = {};
+  const result = new Map<string, string>();
   for (const { key, value } of pairs) {
     if (!keyOk(key)) throw new DomainError('INVALID_INPUT', `"${key.slice(0, 140)}" is not an acceptable name in ${field}.`, field);
-    if (key in result) throw new DomainError('INVALID_INPUT', `"${key}" appears twice in ${field}.`, field);
+    if (result.has(key)) throw new DomainError('INVALID_INPUT', `"${key}" appears twice in ${field}.`, field);
     if (value.length > MAX_VALUE_LENGTH || value.includes('\0')) throw new DomainError('INVALID_INPUT', `The value of "${key}" in ${field} is too long or holds a NUL.`, field);
-    result[key] = value;
+    result.set(key, value);
   }
-  return result;
+  return Object.fromEntries(result);
 }

@@ -14,7 +14,7 @@ import { DomainError } from '../errors.ts';
 import { Image } from '../images/image.entity.ts';
 import { RegistryCredential } from '../images/registry-credential.entity.ts';
 import { LineSplitter } from '../logs/line-splitter.ts';
-import { LogWriter, type LogsService } from '../logs/logs.service.ts';
+import { CappedLog, LogWriter, type LogsService } from '../logs/logs.service.ts';
 import type { Task } from '../../scheduler/queue.ts';
 import { Build, type BuildPhase, type BuildState } from './build.entity.ts';
 import type { BuildsService } from './builds.service.ts';
@@ -95,7 +95,7 @@ export class BuildRunner {
     // Cancel requests travel as events, which a Redis outage can drop: the database flag is checked too.
     const cancelCheck = setInterval(() => void this.#checkCancel(build.id, controller), CANCEL_POLL_MS);
     let outcome: Outcome;
-    const log = new LogWriter(this.#deps.logs, 'build', build.id, await this.#deps.logs.nextSeq('build', build.id).catch(() => 1));
+    const log = new CappedLog(new LogWriter(this.#deps.logs, 'build', build.id, await this.#deps.logs.nextSeq('build', build.id).catch(() => 1)), this.#deps.settings.logMaxBytes);
     try {
       await this.#checkCancel(build.id, controller);
       controller.signal.throwIfAborted();
@@ -103,18 +103,18 @@ export class BuildRunner {
       outcome = { state: 'SUCCEEDED', error: null };
     } catch (error) {
       outcome = outcomeOf(controller.signal.aborted ? controller.signal.reason : error);
-      log.write('system', `${outcome.state}: ${outcome.error}`);
+      log.system(`${outcome.state}: ${outcome.error}`);
     } finally {
       clearTimeout(timer);
       clearInterval(cancelCheck);
       this.#running.delete(build.id);
     }
     // The build ends in a final state even if its last lines cannot be stored.
-    await log.flush().catch((error: unknown) => console.error(`builds: could not store the last output of build ${build.id}`, error));
+    await log.close().catch((error: unknown) => console.error(`builds: could not store the last output of build ${build.id}`, error));
     await this.#finish(build, outcome);
   };
 
-  async #execute(build: Build, signal: AbortSignal, log: LogWriter): Promise<void> {
+  async #execute(build: Build, signal: AbortSignal, log: CappedLog): Promise<void> {
     const { engine, settings } = this.#deps;
     const workDir = path.join(this.#deps.dataDir, build.workDir);
     const { contextDir, dockerfile, commit } = await this.#prepareContext(build, workDir, signal, log);
@@ -164,15 +164,12 @@ export class BuildRunner {
 
     if (build.push) {
       await this.#update(build, { phase: 'PUSHING' });
-      if (build.push.insecure && !(await engine.allowsPlainHttp(build.push.registry))) {
-        throw new DomainError('INVALID_INPUT', `The engine does not allow plain HTTP to ${build.push.registry}; the operator must list it in the daemon's insecure-registries.`);
-      }
       const target = `${build.push.registry}/${repository}`;
       const auth = await this.#registryAuth(build);
       let digest: string | null = null;
       for (const tag of tags) {
         await engine.tagImage(result.imageId, target, tag);
-        log.write('system', `pushing ${target}:${tag}`);
+        log.system(`pushing ${target}:${tag}`);
         const pushOutput = new LineSplitter();
         ({ digest } = await engine.pushImage(target, tag, auth, signal, (chunk) => pushOutput.push(chunk).forEach((line) => log.write('stdout', line))));
         pushOutput.end().forEach((line) => log.write('stdout', line));
@@ -186,7 +183,7 @@ export class BuildRunner {
   }
 
   /** Makes the directory the engine builds from, and says where the Dockerfile is in it. */
-  async #prepareContext(build: Build, workDir: string, signal: AbortSignal, log: LogWriter): Promise<{ contextDir: string; dockerfile: string; commit: string | null }> {
+  async #prepareContext(build: Build, workDir: string, signal: AbortSignal, log: CappedLog): Promise<{ contextDir: string; dockerfile: string; commit: string | null }> {
     const source = build.source;
     if (source.kind === 'DOCKERFILE' || source.kind === 'TARBALL') {
       // Checked when the build was requested; checked again, as every source is, right before it is built.
@@ -201,7 +198,7 @@ export class BuildRunner {
     const fetched = path.join(workDir, 'source');
     await mkdir(fetched, { recursive: true });
     if (source.kind === 'TARBALL_URL') {
-      log.write('system', `downloading ${redactUrl(source.url)}`);
+      log.system(`downloading ${redactUrl(source.url)}`);
       const archive = path.join(workDir, 'download.tar');
       await downloadTarball(source.url, archive, { maxBytes: settings.uploadMaxBytes, policy, timeoutMs, signal });
       await extractTarball(createReadStream(archive), fetched, this.#deps.limits);
@@ -209,12 +206,12 @@ export class BuildRunner {
       this.#lint(build, await readFile(path.join(resolved.contextDir, resolved.dockerfile), 'utf8'));
       return { ...resolved, commit: null };
     }
-    log.write('system', `fetching ${redactUrl(source.url)} at ${source.ref}`);
+    log.system(`fetching ${redactUrl(source.url)} at ${source.ref}`);
     const { commit } =
       source.kind === 'GIT'
         ? await fetchGit({ url: source.url, ref: source.ref, dir: fetched, policy, timeoutMs, signal })
         : await fetchMercurial({ url: source.url, revision: source.ref, dir: fetched, policy, timeoutMs, signal });
-    log.write('system', `at commit ${commit}`);
+    log.system(`at commit ${commit}`);
     const resolved = await resolveContext(fetched, source.contextPath, source.dockerfilePath);
     this.#lint(build, await readFile(path.join(resolved.contextDir, resolved.dockerfile), 'utf8'));
     return { ...resolved, commit };

@@ -10,6 +10,7 @@ import type { EventBus } from '../../events/pubsub.ts';
 import { followChanges } from '../../events/follow.ts';
 import type { BuildSettings } from '../../config.ts';
 import type { TaskQueue } from '../../scheduler/queue.ts';
+import type { ContainerEngine } from '../../runner/engine.ts';
 import type { SecretBox } from '../../auth/secret-box.ts';
 import type { User } from '../users/user.entity.ts';
 import { DomainError } from '../errors.ts';
@@ -71,6 +72,7 @@ export interface StartBuildInput {
 }
 
 export interface BuildsDeps {
+  engine: ContainerEngine;
   /** This instance's worker id: builds from uploads (files on this instance's disk) run here. */
   instanceId: string;
   orm: Orm;
@@ -147,6 +149,8 @@ export class BuildsService {
       const em = this.#orm.em.fork();
       const changed = await em.nativeUpdate(Build, { id, state: 'QUEUED' }, { state: 'CANCELED', finishedAt: new Date(), cancelRequestedAt: new Date(), pushSecret: null });
       if (changed === 1) {
+        // Its files are not needed any more (its task, when it comes, finds nothing to do).
+        await rm(path.join(this.#deps.dataDir, build.workDir), { recursive: true, force: true });
         this.publishUpdate(id, 'CANCELED');
         return this.get(user, id);
       }
@@ -234,6 +238,9 @@ export class BuildsService {
   async #checkPush(input: PushInput): Promise<{ push: BuildPush; secret: string | null }> {
     const registry = checkRegistry(input.registry);
     await assertUrlAllowed(`https://${registry}/`, this.policy);
+    if (input.insecure && !(await this.#deps.engine.allowsPlainHttp(registry))) {
+      throw new DomainError('INVALID_INPUT', `The engine does not allow plain HTTP to ${registry}; the operator must list it in the daemon's insecure-registries.`, 'push');
+    }
     const username = input.username?.trim() || null;
     const password = input.password ?? null;
     if ((username === null) !== (password === null || password === '')) {

@@ -57,17 +57,17 @@ const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const MAX_ENV_BYTES = 64 * 1024;
 
 export function checkEnv(pairs: { key: string; value: string }[]): Record<string, string> {
-  const env: Record<string, string> = {};
+  const env = new Map<string, string>();
   let size = 0;
   for (const { key, value } of pairs) {
     if (!ENV_NAME.test(key) || key.length > 256) throw new DomainError('INVALID_INPUT', `"${key.slice(0, 100)}" is not a valid environment variable name.`, 'env');
-    if (key in env) throw new DomainError('INVALID_INPUT', `"${key}" is set twice.`, 'env');
+    if (env.has(key)) throw new DomainError('INVALID_INPUT', `"${key}" is set twice.`, 'env');
     if (value.includes('\0')) throw new DomainError('INVALID_INPUT', `The value of ${key} holds a NUL character.`, 'env');
     size += key.length + value.length + 2;
-    env[key] = value;
+    env.set(key, value);
   }
   if (size > MAX_ENV_BYTES) throw new DomainError('INVALID_INPUT', `The environment is larger than ${MAX_ENV_BYTES} bytes.`, 'env');
-  return env;
+  return Object.fromEntries(env);
 }
 
 /** An attachment lands at /inbox/<name>: a plain file name, nothing that could leave /inbox. */

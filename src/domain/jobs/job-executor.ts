@@ -9,7 +9,7 @@ import type { JobSettings } from '../../config.ts';
 import type { Task } from '../../scheduler/queue.ts';
 import { OutboxTooLarge, type JobRunner, type ResourceUsage, type RunningJob } from '../../runner/jobs.ts';
 import { LineSplitter } from '../logs/line-splitter.ts';
-import { LogWriter, type LogsService } from '../logs/logs.service.ts';
+import { CappedLog, LogWriter, type LogsService } from '../logs/logs.service.ts';
 import type { PipelinesService } from '../pipelines/pipelines.service.ts';
 import { Job, type JobState } from './job.entity.ts';
 import type { JobsService } from './jobs.service.ts';
@@ -202,37 +202,5 @@ export class JobExecutor {
     });
     this.#deps.jobs.publish(job, outcome.state);
     await this.#deps.pipelines.advance(job.pipeline.id);
-  }
-}
-
-/** A job's log with a size cap: past it the job runs on, one line says the rest was not kept, and `truncated` is set. */
-class CappedLog {
-  readonly #writer: LogWriter;
-  readonly #maxBytes: number;
-  #bytes = 0;
-  truncated = false;
-
-  constructor(writer: LogWriter, maxBytes: number) {
-    this.#writer = writer;
-    this.#maxBytes = maxBytes;
-  }
-
-  write(stream: 'stdout' | 'stderr', text: string): void {
-    if (this.truncated) return;
-    this.#bytes += Buffer.byteLength(text) + 1;
-    if (this.#bytes > this.#maxBytes) {
-      this.truncated = true;
-      this.#writer.write('system', `[log truncated: more than ${this.#maxBytes} bytes of output; the job goes on, its further output is not kept]`);
-      return;
-    }
-    this.#writer.write(stream, text);
-  }
-
-  system(text: string): void {
-    this.#writer.write('system', text);
-  }
-
-  close(): Promise<void> {
-    return this.#writer.flush();
   }
 }

@@ -140,6 +140,38 @@ export class LogWriter {
   }
 }
 
+/** A log with a size cap: past it the build or job runs on, one line says the rest was not kept, and `truncated` is set. */
+export class CappedLog {
+  readonly #writer: LogWriter;
+  readonly #maxBytes: number;
+  #bytes = 0;
+  truncated = false;
+
+  constructor(writer: LogWriter, maxBytes: number) {
+    this.#writer = writer;
+    this.#maxBytes = maxBytes;
+  }
+
+  write(stream: 'stdout' | 'stderr', text: string): void {
+    if (this.truncated) return;
+    this.#bytes += Buffer.byteLength(text) + 1;
+    if (this.#bytes > this.#maxBytes) {
+      this.truncated = true;
+      this.#writer.write('system', `[log truncated: more than ${this.#maxBytes} bytes of output; the rest is not kept]`);
+      return;
+    }
+    this.#writer.write(stream, text);
+  }
+
+  system(text: string): void {
+    this.#writer.write('system', text);
+  }
+
+  close(): Promise<void> {
+    return this.#writer.flush();
+  }
+}
+
 /** What PostgreSQL's text and jsonb accept: no NUL, no lone UTF-16 surrogate (each becomes U+FFFD). */
 export function storable(text: string): string {
   return text.replaceAll('\0', '\uFFFD').toWellFormed();

@@ -1,6 +1,7 @@
 // The ContainerEngine adapter on the Docker Engine API (dockerode). Every engine parameter comes from
 // the fixed templates here; user input only fills values that the domain has already checked.
 import { BlockList, isIP } from 'node:net';
+import { StringDecoder } from 'node:string_decoder';
 import Docker from 'dockerode';
 import type { ContainerEngine, EngineImage, EngineInfo, ImageBuildSpec, RegistryAuth } from '../engine.ts';
 import { ImageBuildFailed, ImagePushFailed } from '../engine.ts';
@@ -141,6 +142,7 @@ function readProgress(stream: NodeJS.ReadableStream, signal: AbortSignal, handle
   return new Promise((resolve, reject) => {
     let pending = '';
     let failed = false;
+    const decoder = new StringDecoder('utf8'); // a character split across chunks stays whole
     const fail = (error: unknown) => {
       if (failed) return;
       failed = true;
@@ -151,7 +153,7 @@ function readProgress(stream: NodeJS.ReadableStream, signal: AbortSignal, handle
     if (signal.aborted) return onAbort();
     signal.addEventListener('abort', onAbort, { once: true });
     stream.on('data', (chunk: Buffer) => {
-      const lines = (pending + chunk.toString('utf8')).split('\n');
+      const lines = (pending + decoder.write(chunk)).split('\n');
       pending = lines.pop()!;
       for (const line of lines) {
         if (line.trim() === '' || failed) continue;
@@ -166,6 +168,7 @@ function readProgress(stream: NodeJS.ReadableStream, signal: AbortSignal, handle
     stream.on('end', () => {
       signal.removeEventListener('abort', onAbort);
       if (failed) return;
+      pending += decoder.end();
       if (pending.trim() !== '') {
         try {
           handle(JSON.parse(pending) as ProgressMessage);
