@@ -589,7 +589,11 @@ describe('startEgressProxy', () => {
           let body = '';
           res.setEncoding('utf8');
           res.on('data', (chunk: string) => (body += chunk));
-          res.once('end', () => resolve({ status: res.statusCode ?? 0, body, headers: res.headers }));
+          res.once('error', reject);
+          res.once('close', () => {
+            if (res.complete) resolve({ status: res.statusCode ?? 0, body, headers: res.headers });
+            else reject(new Error('the answer was cut off'));
+          });
         });
         req.once('error', reject);
         req.end();
@@ -643,6 +647,28 @@ describe('startEgressProxy', () => {
     expect((await viaProxy('GET', 'https://127.0.0.1/')).status).toBe(400);
     expect((await viaProxy('CONNECT', '127.0.0.1')).status).toBe(400);
     expect(allowed.hits.length).toBe(before);
+  });
+
+  it('survives a server that breaks off mid-answer and a client that goes away mid-request', async () => {
+    const breaking = await startHttp('127.0.0.1', (req, res) => {
+      if (req.url === '/slow') return; // never answers: the client gives up
+      res.writeHead(200, { 'content-length': '1000' });
+      res.write('partial');
+      setTimeout(() => res.socket?.destroy(), 20);
+    });
+    try {
+      await expect(viaProxy('GET', `${breaking.url}/broken`)).rejects.toThrow();
+      const { port } = new URL(proxy.url);
+      const gone = http.request({ host: '127.0.0.1', port, method: 'POST', path: `${breaking.url}/slow`, headers: { 'proxy-authorization': auth(), 'content-length': '100' }, agent: false });
+      gone.on('error', () => {});
+      gone.write('x');
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      gone.destroy();
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect((await viaProxy('GET', `${allowed.url}/after`)).status).toBe(200);
+    } finally {
+      await breaking.close();
+    }
   });
 
   it('stops accepting connections once closed', async () => {

@@ -94,13 +94,17 @@ export async function startEgressProxy(policy: AddressPolicy): Promise<EgressPro
       agent: false,
     });
     upstream.once('response', (message) => {
+      message.on('error', () => res.destroy());
       res.writeHead(message.statusCode ?? 502, message.statusMessage, endToEnd(message.headers));
       message.pipe(res);
     });
-    upstream.once('error', (err: NodeJS.ErrnoException) => {
+    // Either side may go away at any moment: no stream error may be left unhandled in the service.
+    upstream.on('error', (err: NodeJS.ErrnoException) => {
       if (res.headersSent) res.destroy();
       else answer(res, 502, `Bad Gateway (${err.code ?? 'connection failed'})`);
     });
+    req.on('error', () => upstream.destroy());
+    res.on('error', () => upstream.destroy());
     res.once('close', () => upstream.destroy());
     req.pipe(upstream);
   };

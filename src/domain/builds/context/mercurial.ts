@@ -57,9 +57,9 @@ function hgEnv(home: string, hgrc: string, proxy: EgressProxy): Record<string, s
   };
 }
 
-/** A failure of hg after the proxy refused a destination, told as such (hg only saw a 403). */
-function refusal(err: unknown, step: string, proxy: EgressProxy, url: URL): unknown {
-  const host = proxy.refused[0];
+/** A failure of hg after the proxy refused a destination during that step, told as such (hg only saw a 403). */
+function refusal(err: unknown, step: string, refusedBefore: number, proxy: EgressProxy, url: URL): unknown {
+  const host = proxy.refused[refusedBefore];
   if (host === undefined || !(err instanceof DomainError)) return err;
   const why = host === hostOf(url) ? `${host} resolved to an address that is not allowed` : `the repository redirected to ${host}, which is not allowed`;
   return new DomainError('SOURCE_FETCH_FAILED', `${step} failed: ${why}.`);
@@ -79,10 +79,11 @@ export async function fetchMercurial(opts: MercurialFetch): Promise<{ commit: st
     try {
       const env = hgEnv(home, await writeHgrc(home, proxy), proxy);
       const hg = async (step: string, args: string[]) => {
+        const refusedBefore = proxy.refused.length;
         try {
           return await runTool('hg', [...HG_OPTIONS, ...proxyOptions(proxy), ...args], { step, cwd: home, env, deadline, signal: opts.signal, url });
         } catch (err) {
-          throw refusal(err, step, proxy, url);
+          throw refusal(err, step, refusedBefore, proxy, url);
         }
       };
       await hg('hg clone', ['clone', '--noupdate', '--', url.href, dir]);
