@@ -1,5 +1,7 @@
 // The composition root: reads the configuration, opens the database, events and engine, wires the
 // services into GraphQL and the HTTP server, and shuts all of it down on SIGTERM/SIGINT.
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
 import { ConfigError, parseConfig, redact, type Config } from './config.ts';
 import { openDatabase } from './db/orm.ts';
 import { inProcessEvents, redisEvents, type Events } from './events/pubsub.ts';
@@ -76,9 +78,17 @@ export async function startDockyard(config: Config): Promise<Dockyard> {
 
   const policy = { allowedOrigins: config.allowedOrigins, trustProxy: config.trustProxy, publicUrl: config.publicUrl };
   const yoga = createGraphqlHandler(config, services, policy);
+  // REST multipart files wait here until the service reads them.
+  const uploadSpool = path.join(config.dataDir, 'uploads');
+  mkdirSync(uploadSpool, { recursive: true });
   const http = createHttpServer({
     yoga,
-    rest: createRestRouter({ services, policy, settings: config.rest }),
+    rest: createRestRouter({
+      services,
+      policy,
+      settings: config.rest,
+      uploads: { maxFileBytes: config.builds.uploadMaxBytes, spoolDir: uploadSpool },
+    }),
     bus: events.bus,
     services,
     policy,

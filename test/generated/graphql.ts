@@ -106,6 +106,8 @@ export type PushInput = {
   password?: string | null | undefined;
   /** `host[:port]`. */
   registry: string;
+  /** Repository in the registry, like `user/image` (default: the image's own repository path). */
+  repository?: string | null | undefined;
   /** With password: used for this build only. Without both: your stored login for the registry. */
   username?: string | null | undefined;
 };

@@ -104,11 +104,11 @@ describe("the seed's builds", () => {
     const seen = await statuses(started.body.JobIdentifier);
     expect(seen.at(-1)).toBe('Finished');
     expect(seen.every((s) => ['Building', 'Pushing', 'Finished'].includes(s))).toBe(true);
-    expect(await registry.tags(`dockyard/${alice.login}/image`)).toContain('latest');
+    expect(await registry.tags('user/image')).toContain('latest'); // the repository boatyard was asked for
     const { body } = await call('GET', `/api/v1/${started.body.JobIdentifier}/logs`);
     expect(body.Logs).toMatch(/^Fetching logs\.\.\.\n/);
     expect(body.Logs).toContain('Successfully built');
-    expect(body.Logs).toContain(`pushing ${registry.address}/dockyard/${alice.login}/image:latest`);
+    expect(body.Logs).toContain(`pushing ${registry.address}/user/image:latest`);
   });
 
   it('from a tarball URL (keys in any case), and from a GitHub repository at a tag on BOATYARD_GIT_BASE_URL', { timeout: 120_000 }, async () => {
@@ -140,7 +140,7 @@ describe("the seed's builds", () => {
     const { JobIdentifier } = JSON.parse(stdout) as { JobIdentifier: string };
     expect(await statuses(JobIdentifier)).toContain('Finished');
     expect((await call('GET', `/api/v1/${JobIdentifier}/logs`)).body.Logs).toContain('sent with the request');
-    expect(await registry.tags(`dockyard/${alice.login}/tarred`)).toContain('v2');
+    expect(await registry.tags('user/tarred')).toContain('v2');
   });
 });
 
@@ -155,7 +155,7 @@ describe('failures', () => {
     expect(body.Logs.trimEnd().split('\n').at(-1)).toMatch(/^FAILED: .*non-zero code: 4/);
     const seen = await statuses(denied.body.JobIdentifier);
     expect(seen.at(-1)).toMatch(/^Failed: /);
-    expect(await registry.tags(`dockyard/${alice.login}/denied`)).toEqual([]);
+    expect(await registry.tags('user/denied')).toEqual([]);
   });
 
   it('refuses what boatyard refused, in its {"Error"} shape; needs an API token; unknown ids, another user\'s, unknown routes', { timeout: 60_000 }, async () => {

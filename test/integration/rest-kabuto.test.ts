@@ -421,7 +421,7 @@ describe('pipelines and jobs', () => {
     await alice.post(`/pipeline/${pid}/job`, { image_id: String(used), command: 'true' });
     const refused = await alice.delete(`/image/${used}`);
     expect(refused.status).toBe(200);
-    expect(refused.body).toEqual({ error: 'The image is used by jobs; delete those jobs first.' });
+    expect(refused.body).toEqual({ error: 'Jobs use this image; remove them (or their pipelines) first.' });
   });
 });
 
@@ -468,6 +468,15 @@ describe('errors', () => {
       expect(answer.response.headers.get('www-authenticate')).toBe('Basic realm="flask-restful"');
       expect(client.cookie).toBeUndefined();
     }
+  });
+
+  it('a page of another origin can neither log in nor use the session cookie', async () => {
+    const headers = { origin: 'https://evil.example', 'content-type': 'application/x-www-form-urlencoded' };
+    const login = await fetch(`${base}/login`, { method: 'POST', headers, body: new URLSearchParams({ login: alice.login, password: PASSWORD }) });
+    expect(login.status).toBe(401);
+    expect(login.headers.getSetCookie()).toEqual([]);
+    const riding = await fetch(`${base}/pipeline`, { method: 'POST', headers: { ...headers, cookie: alice.cookie! }, body: new URLSearchParams({ name: 'csrf' }) });
+    expect(riding.status).toBe(401);
   });
 
   it('401 on every protected route without a session (or with an ended one)', async () => {
@@ -529,7 +538,23 @@ describe('errors', () => {
   });
 });
 
-describe('prefix', () => {
+describe('prefix and limits', () => {
+  it('refuses an upload over UPLOAD_MAX_MB with 413', { timeout: 60_000 }, async () => {
+    const small = await startTestServer({ UPLOAD_MAX_MB: '1', BUILD_CONCURRENCY: '1', DATA_DIR: mkdtempSync(path.join(work, 'small-')) });
+    const login = uniqueLogin('small');
+    const post = (url: string, body: URLSearchParams | FormData, cookie?: string) => fetch(`${small.url}${url}`, { method: 'POST', headers: cookie ? { cookie } : {}, body });
+    const { token } = (await (await post('/register', new URLSearchParams({ login, password: PASSWORD, email: `${login}@test.com` }))).json()) as { token: string };
+    await fetch(`${small.url}/register/confirm/${login}/${token}`);
+    const cookie = (await post('/login', new URLSearchParams({ login, password: PASSWORD }))).headers.getSetCookie()[0]!.split(';')[0]!;
+    const form = new FormData();
+    form.append('name', 'big');
+    form.append('dockerfile', 'FROM busybox\nCOPY big.bin /\n');
+    form.append('attachments', new Blob([new Uint8Array(2 * 1024 * 1024)]), 'big.bin');
+    const answer = await post('/image', form, cookie);
+    expect(answer.status).toBe(413);
+    expect(await answer.json()).toEqual({ message: expect.stringMatching(/"big.bin" is larger than 1048576 bytes/) });
+  });
+
   it('serves the routes under KABUTO_PREFIX, and nothing at the root', async () => {
     const prefixed = await startTestServer({ KABUTO_PREFIX: '/kabuto' });
     const login = uniqueLogin('prefix');

@@ -57,6 +57,17 @@ export function checkTimeout(seconds: number | null | undefined, maximum: number
   return seconds;
 }
 
+const REPOSITORY_PATTERN = /^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:\/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$/;
+
+/** A repository path in a registry (`user/image`): pushing there is what the registry's credentials allow. */
+export function checkPushRepository(repository: string | null | undefined): string | null {
+  if (repository == null || repository === '') return null;
+  if (repository.length > 255 || !REPOSITORY_PATTERN.test(repository)) {
+    throw new DomainError('INVALID_INPUT', `"${repository.slice(0, 140)}" is not a valid repository path (lower-case, like user/image).`, 'push');
+  }
+  return repository;
+}
+
 export function checkRegistry(registry: string): string {
   const trimmed = registry.trim();
   if (!REGISTRY_PATTERN.test(trimmed)) {

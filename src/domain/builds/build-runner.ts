@@ -164,7 +164,7 @@ export class BuildRunner {
 
     if (build.push) {
       await this.#update(build, { phase: 'PUSHING' });
-      const target = `${build.push.registry}/${repository}`;
+      const target = `${build.push.registry}/${build.push.repository ?? repository}`;
       const auth = await this.#registryAuth(build);
       let digest: string | null = null;
       for (const tag of tags) {

@@ -29,6 +29,8 @@ export interface BuildOptions {
 
 export interface BuildPush {
   registry: string;
+  /** Repository in the registry; null: the image's own (`<namespace>/<login>/<name>`). */
+  repository?: string | null;
   insecure: boolean;
   username: string | null;
 }

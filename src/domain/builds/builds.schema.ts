@@ -31,6 +31,7 @@ const BuildSourceRef = builder.objectRef<BuildSource>('BuildSource').implement({
 const BuildPushRef = builder.objectRef<NonNullable<Build['push']>>('BuildPush').implement({
   fields: (t) => ({
     registry: t.exposeString('registry'),
+    repository: t.string({ nullable: true, resolve: (push) => push.repository ?? null }),
     insecure: t.exposeBoolean('insecure'),
     username: t.exposeString('username', { nullable: true }),
   }),
@@ -101,6 +102,7 @@ const RepositorySourceInput = builder.inputType('RepositorySourceInput', {
 const PushInput = builder.inputType('PushInput', {
   fields: (t) => ({
     registry: t.string({ required: true, description: '`host[:port]`.' }),
+    repository: t.string({ description: 'Repository in the registry, like `user/image` (default: the image\'s own repository path).' }),
     insecure: t.boolean({ description: 'The registry speaks plain HTTP (the engine must allow it).' }),
     username: t.string({ description: 'With password: used for this build only. Without both: your stored login for the registry.' }),
     password: t.string(),

@@ -23,6 +23,7 @@ import {
   checkBuildArgs,
   checkImageName,
   checkLabels,
+  checkPushRepository,
   checkRegistry,
   checkTags,
   checkTarget,
@@ -53,6 +54,8 @@ export type BuildSourceInput =
 
 export interface PushInput {
   registry: string;
+  /** Repository path in the registry (`user/image`); default: the image's own repository. */
+  repository?: string | null;
   insecure?: boolean | null;
   /** With a password: credentials for this build only. Neither: the user's stored credentials for the registry, if any. */
   username?: string | null;
@@ -247,7 +250,7 @@ export class BuildsService {
       throw new DomainError('INVALID_INPUT', 'Give both a username and a password, or neither (to use stored credentials).', 'push');
     }
     return {
-      push: { registry, insecure: input.insecure ?? false, username },
+      push: { registry, repository: checkPushRepository(input.repository), insecure: input.insecure ?? false, username },
       secret: password ? this.#deps.secrets.seal(password) : null,
     };
   }

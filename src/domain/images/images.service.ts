@@ -6,6 +6,7 @@ import type { SecretBox } from '../../auth/secret-box.ts';
 import type { User } from '../users/user.entity.ts';
 import { DomainError } from '../errors.ts';
 import { Build } from '../builds/build.entity.ts';
+import { Job } from '../jobs/job.entity.ts';
 import { checkRegistry } from '../builds/build-input.ts';
 import { LogLine } from '../logs/log-line.entity.ts';
 import { Image } from './image.entity.ts';
@@ -38,6 +39,10 @@ export class ImagesService {
     const em = this.#orm.em.fork();
     if ((await em.count(Build, { image: image.id, state: { $in: ['QUEUED', 'RUNNING'] } })) > 0) {
       throw new DomainError('CONFLICT', 'The image has a build queued or running; cancel it first.');
+    }
+    // Checked before anything is removed from the engine: jobs would be left with an image that is gone.
+    if ((await em.count(Job, { image: image.id })) > 0) {
+      throw new DomainError('CONFLICT', 'Jobs use this image; remove them (or their pipelines) first.');
     }
     await this.#engine.removeImagesLabelled('io.dockyard.image', String(image.id));
     const builds = await em.find(Build, { image: image.id }, { fields: ['id'] });

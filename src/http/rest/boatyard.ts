@@ -12,7 +12,7 @@ import type { RestSettings } from '../../config.ts';
 import { contextForRequest, type Services } from '../context.ts';
 import type { OriginPolicy } from '../origins.ts';
 import { BodyError, incomingFile, readBody, type BodyLimits, type RequestBody, type SpooledFile } from './body.ts';
-import { matchRoute, path, sendJson, type Route } from './http.ts';
+import { matchRoute, pattern, sendJson, type Route } from './http.ts';
 
 const PREFIX = '/api/v1';
 const INSUFFICIENT = 'Insufficient Information.  Must provide at least an Image Name and a Dockerfile/Tarurl.';
@@ -45,9 +45,9 @@ interface BoatyardCall {
 type BoatyardHandler = (call: BoatyardCall) => Promise<unknown>;
 
 const ROUTES: Route<BoatyardHandler>[] = [
-  { method: 'POST', pattern: path('/build'), handler: startBuild },
-  { method: 'GET', pattern: path('/:name/status'), handler: buildStatus },
-  { method: 'GET', pattern: path('/:name/logs'), handler: buildLogs },
+  { method: 'POST', pattern: pattern('/build'), handler: startBuild },
+  { method: 'GET', pattern: pattern('/:name/status'), handler: buildStatus },
+  { method: 'GET', pattern: pattern('/:name/logs'), handler: buildLogs },
 ];
 
 export interface BoatyardOptions {
@@ -104,7 +104,8 @@ async function startBuild(call: BoatyardCall): Promise<unknown> {
     tags: tag ? [tag] : null,
     source,
     noCache: true,
-    push: { registry: settings.boatyardRegistry, username, password },
+    // Pushed where boatyard pushed: `image_name` in the registry, with the request's credentials.
+    push: { registry: settings.boatyardRegistry, repository: repositoryOf(imageName), username, password },
   });
   return { JobIdentifier: String(build.id) };
 }
@@ -205,4 +206,9 @@ function errorOf(error: unknown): { status: number; message: string } {
     return { status: 400, message: error.field === 'imageName' ? `image_name: ${error.message}` : error.message };
   }
   throw error;
+}
+
+/** `user/image:tag` → `user/image` (lower-case), the repository the registry login may push to. */
+function repositoryOf(imageName: string): string {
+  return imageName.trim().toLowerCase().replace(/:[^/]*$/, '');
 }

@@ -60,10 +60,10 @@ export async function readBody(req: IncomingMessage, limits: BodyLimits): Promis
   const type = (req.headers['content-type'] ?? '').toLowerCase();
   if (type.startsWith('multipart/')) return readMultipart(req, limits);
   const text = await readText(req, limits.maxFieldBytes);
-  if (text.trim() === '') return fieldsBody([]);
-  if (limits.alwaysJson || type.startsWith('application/json') || type.endsWith('+json')) return fieldsBody(jsonFields(text));
-  if (type.startsWith('application/x-www-form-urlencoded') || type === '') return fieldsBody([...new URLSearchParams(text)]);
-  return fieldsBody([]);
+  const json = limits.alwaysJson || type.startsWith('application/json') || type.endsWith('+json');
+  const form = type.startsWith('application/x-www-form-urlencoded') || type === '';
+  const pairs: [string, string][] = text.trim() === '' ? [] : json ? jsonFields(text) : form ? [...new URLSearchParams(text)] : [];
+  return bodyOf(pairs.map(([name, value]) => ({ kind: 'field', name, value })));
 }
 
 /** What a service takes for a spooled file: it is read from disk when the service receives it. */
@@ -71,12 +71,13 @@ export function incomingFile(file: SpooledFile): IncomingFile {
   return { receive: async () => ({ name: file.filename, open: () => createReadStream(file.path) }) };
 }
 
-function fieldsBody(pairs: [string, string][], files: SpooledFile[] = [], parts?: Part[], spool?: string): RequestBody {
-  const allParts = parts ?? pairs.map(([name, value]): Part => ({ kind: 'field', name, value }));
+function bodyOf(parts: Part[], spool?: string): RequestBody {
+  const files = parts.filter((part): part is Extract<Part, { kind: 'file' }> => part.kind === 'file');
+  const fields = parts.filter((part): part is Extract<Part, { kind: 'field' }> => part.kind === 'field');
   return {
-    parts: allParts,
-    field: (name) => pairs.find(([key]) => key === name)?.[1],
-    files: (field) => (field === undefined ? files : files.filter((f) => f.field === field)),
+    parts,
+    field: (name) => fields.find((part) => part.name === name)?.value,
+    files: (field) => (field === undefined ? files : files.filter((file) => file.field === field)),
     dispose: async () => {
       if (spool) await rm(spool, { recursive: true, force: true });
     },
@@ -109,16 +110,14 @@ async function readText(req: IncomingMessage, maxBytes: number): Promise<string>
 }
 
 async function readMultipart(req: IncomingMessage, limits: BodyLimits): Promise<RequestBody> {
-  const pairs: [string, string][] = [];
-  const files: SpooledFile[] = [];
   const parts: Part[] = [];
   const writes: Promise<void>[] = [];
   let spool: string | undefined;
   let spooling: Promise<string> | undefined;
   let problem: BodyError | undefined;
-  const spoolDir = () => (spooling ??= mkdtemp(path.join(limits.spoolDir, 'dockyard-rest-')).then((dir) => (spool = dir)));
+  const spoolDir = () => (spooling ??= mkdtemp(path.join(limits.spoolDir, 'dockyard-upload-')).then((dir) => (spool = dir)));
 
-  let parser;
+  let parser: ReturnType<typeof busboy>;
   try {
     parser = busboy({
       headers: req.headers,
@@ -131,28 +130,27 @@ async function readMultipart(req: IncomingMessage, limits: BodyLimits): Promise<
   const done = new Promise<void>((resolve, reject) => {
     parser.on('field', (name, value, info) => {
       if (info.valueTruncated) problem ??= new BodyError(413, `The field "${name}" is larger than ${limits.maxFieldBytes} bytes.`);
-      pairs.push([name, value]);
       parts.push({ kind: 'field', name, value });
     });
     parser.on('file', (field, stream, info) => {
-      // Files arrive one at a time: this one is written out before busboy reads the next part.
+      // Files arrive one at a time: busboy reads the next part once this one has been written out.
       const file = { kind: 'file' as const, field, filename: info.filename ?? '', path: '', size: 0 };
-      const index = files.push(file);
-      parts.push(file);
-      writes.push(
-        (async () => {
-          file.path = path.join(await spoolDir(), String(index));
-          stream.on('data', (chunk: Buffer) => (file.size += chunk.length));
-          await pipeline(stream, createWriteStream(file.path));
-          if (stream.truncated) problem ??= new BodyError(413, `"${file.filename.slice(0, 100)}" is larger than ${limits.maxFileBytes} bytes.`);
-        })(),
-      );
+      const index = parts.push(file);
+      const write = (async () => {
+        file.path = path.join(await spoolDir(), String(index));
+        const out = createWriteStream(file.path);
+        await pipeline(stream, out);
+        file.size = out.bytesWritten;
+        if (stream.truncated) problem ??= new BodyError(413, `"${file.filename.slice(0, 100)}" is larger than ${limits.maxFileBytes} bytes.`);
+      })();
+      // A file that cannot be written stops the parser, which would otherwise wait for it forever.
+      writes.push(write.catch((error: unknown) => void parser.destroy(error as Error)));
     });
     parser.on('filesLimit', () => (problem ??= new BodyError(413, `At most ${limits.maxFiles} files per request.`)));
     parser.on('fieldsLimit', () => (problem ??= new BodyError(413, `At most ${MAX_FIELDS} fields per request.`)));
     parser.on('partsLimit', () => (problem ??= new BodyError(413, 'Too many parts in the multipart body.')));
     parser.on('close', resolve);
-    parser.on('error', (error) => reject(new BodyError(400, `The multipart body cannot be read: ${error.message}`)));
+    parser.on('error', (error: Error) => reject(new BodyError(400, `The multipart body cannot be read: ${error.message}`)));
     req.on('error', reject);
   });
   try {
@@ -166,5 +164,5 @@ async function readMultipart(req: IncomingMessage, limits: BodyLimits): Promise<
     if (spool) await rm(spool, { recursive: true, force: true });
     throw error;
   }
-  return fieldsBody(pairs, files, parts, spool);
+  return bodyOf(parts, spool);
 }

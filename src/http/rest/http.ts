@@ -23,7 +23,7 @@ export function matchRoute<H>(routes: Route<H>[], method: string, path: string):
 }
 
 /** A path pattern: `:id` is an integer id, `:name` any one segment; a trailing slash is allowed. */
-export function path(spec: string): RegExp {
+export function pattern(spec: string): RegExp {
   const source = spec
     .split('/')
     .map((segment) => (segment === ':id' ? '(\\d{1,10})' : segment === ':name' ? '([^/]+)' : segment.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')))

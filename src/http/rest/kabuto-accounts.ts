@@ -2,7 +2,7 @@
 // Dockyard's session cookie, which later calls send), log out, and `GET /` to check the session.
 // The users and auth services do the work; the password policy and the confirmation are theirs.
 import { clearedSessionCookie, sessionCookie } from '../../auth/cookies.ts';
-import { DomainError } from '../../domain/errors.ts';
+import { DomainError, ERROR_CODES } from '../../domain/errors.ts';
 import { NotLoggedIn, ok, type KabutoCall, type KabutoReply } from './kabuto-call.ts';
 
 export async function hello(call: KabutoCall): Promise<KabutoReply> {
@@ -30,7 +30,9 @@ export async function confirm({ services, params: [login, token] }: KabutoCall):
   }
 }
 
-export async function login({ services, input, secureCookies }: KabutoCall): Promise<KabutoReply> {
+/** A page of another origin cannot log its visitor in (login CSRF): the cookie would be ignored anyway. */
+export async function login({ services, input, secureCookies, originAllowed }: KabutoCall): Promise<KabutoReply> {
+  if (!originAllowed) throw new NotLoggedIn(ERROR_CODES.ORIGIN_NOT_ALLOWED);
   const body = await input();
   const name = body.required('login');
   const password = body.required('password');

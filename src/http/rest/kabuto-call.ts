@@ -30,10 +30,17 @@ export interface KabutoCall {
   input(): Promise<KabutoInput>;
   /** Whether cookies set now get the Secure flag. */
   secureCookies: boolean;
+  /** False for a browser's request from a page of another origin (the session cookie is ignored then). */
+  originAllowed: boolean;
 }
 
 /** What a handler answers: JSON with a status and headers, or SENT when it wrote the response itself. */
-export type KabutoReply = { status: number; body: unknown; headers?: Record<string, string | string[]> } | typeof SENT;
+export type KabutoReply = JsonReply | typeof SENT;
+export interface JsonReply {
+  status: number;
+  body: unknown;
+  headers?: Record<string, string | string[]>;
+}
 export const SENT = Symbol('sent');
 
 export type KabutoHandler = (call: KabutoCall) => Promise<KabutoReply>;

@@ -3,7 +3,6 @@
 // that image again. Kabuto names are mapped onto Dockyard's: trimmed and lower-cased, then checked by
 // the builds service like any image name. `repo_url` is a Mercurial repository and wins over `dockerfile`.
 import { readFile, stat } from 'node:fs/promises';
-import { DriverException } from '@mikro-orm/core';
 import type { Build } from '../../domain/builds/build.entity.ts';
 import type { BuildSourceInput } from '../../domain/builds/builds.service.ts';
 import { DomainError } from '../../domain/errors.ts';
@@ -57,14 +56,8 @@ export async function updateImage({ services, user, input, params: [id] }: Kabut
 
 export async function deleteImage({ services, user, params: [id] }: KabutoCall): Promise<KabutoReply> {
   const me = await user();
-  try {
-    await orMissing(services.images.delete(me, Number(id)), NO_RIGHTS);
-  } catch (error) {
-    // The jobs table refuses to lose an image its jobs use; ImagesService.delete does not check that first
-    // (PGlite reports it as a plain DriverException, PostgreSQL as a foreign-key violation).
-    if (error instanceof DriverException && error.message.includes('jobs_image_id_fkey')) throw new KabutoError('The image is used by jobs; delete those jobs first.');
-    throw error;
-  }
+  // An image that jobs use is refused by the service (CONFLICT), like a missing one answered in Kabuto's shape.
+  await orMissing(services.images.delete(me, Number(id)), NO_RIGHTS);
   return ok({ status: 'Successfully deleted the image' });
 }
 

@@ -1,12 +1,13 @@
 // Kabuto's REST surface at its own paths (under settings.kabutoPrefix, none by default): the route
 // table, and the one place where a handler's answer or error becomes Kabuto's wire shape.
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { TLSSocket } from 'node:tls';
 import type { Viewer } from '../../auth/auth.service.ts';
 import { DomainError, type ErrorCode } from '../../domain/errors.ts';
 import { contextForRequest, type Services } from '../context.ts';
-import { secureCookies, type OriginPolicy } from '../origins.ts';
+import { originAllowed, secureCookies, type OriginPolicy } from '../origins.ts';
 import { BodyError, readBody, type BodyLimits, type RequestBody } from './body.ts';
-import { matchRoute, path, sendJson, type Route } from './http.ts';
+import { matchRoute, pattern, sendJson, type Route } from './http.ts';
 import { confirm, hello, login, logout, register } from './kabuto-accounts.ts';
 import { buildStatus, createImage, deleteImage, getImage, listImages, updateImage } from './kabuto-images.ts';
 import {
@@ -25,36 +26,36 @@ import {
   updateJob,
   updatePipeline,
 } from './kabuto-pipelines.ts';
-import { KabutoError, MissingField, NotLoggedIn, SENT, type KabutoCall, type KabutoHandler, type KabutoInput, type KabutoReply } from './kabuto-call.ts';
+import { KabutoError, MissingField, NotLoggedIn, SENT, type JsonReply, type KabutoCall, type KabutoHandler, type KabutoInput } from './kabuto-call.ts';
 
 const ROUTES: Route<KabutoHandler>[] = [
-  { method: 'GET', pattern: path('/'), handler: hello },
-  { method: 'POST', pattern: path('/register'), handler: register },
-  { method: 'GET', pattern: path('/register/confirm/:name/:name'), handler: confirm },
-  { method: 'POST', pattern: path('/login'), handler: login },
-  { method: 'POST', pattern: path('/logout'), handler: logout },
-  { method: 'GET', pattern: path('/image'), handler: listImages },
-  { method: 'POST', pattern: path('/image'), handler: createImage },
-  { method: 'GET', pattern: path('/image/:id'), handler: getImage },
-  { method: 'PUT', pattern: path('/image/:id'), handler: updateImage },
-  { method: 'DELETE', pattern: path('/image/:id'), handler: deleteImage },
-  { method: 'GET', pattern: path('/image/build/:id'), handler: buildStatus },
-  { method: 'GET', pattern: path('/image/build/:id/:id'), handler: buildStatus },
-  { method: 'GET', pattern: path('/pipeline'), handler: listPipelines },
-  { method: 'POST', pattern: path('/pipeline'), handler: createPipeline },
-  { method: 'GET', pattern: path('/pipeline/:id'), handler: getPipeline },
-  { method: 'PUT', pattern: path('/pipeline/:id'), handler: updatePipeline },
-  { method: 'DELETE', pattern: path('/pipeline/:id'), handler: deletePipeline },
-  { method: 'POST', pattern: path('/pipeline/:id/submit'), handler: submitPipeline },
-  { method: 'GET', pattern: path('/jobs'), handler: listAllJobs },
-  { method: 'GET', pattern: path('/pipeline/:id/job'), handler: listJobs },
-  { method: 'POST', pattern: path('/pipeline/:id/job'), handler: addJob },
-  { method: 'GET', pattern: path('/pipeline/:id/job/:id'), handler: getJob },
-  { method: 'PUT', pattern: path('/pipeline/:id/job/:id'), handler: updateJob },
-  { method: 'DELETE', pattern: path('/pipeline/:id/job/:id'), handler: deleteJob },
-  { method: 'GET', pattern: path('/pipeline/:id/job/:id/kill'), handler: killJob },
-  { method: 'GET', pattern: path('/execution/:id/logs'), handler: jobLogs },
-  { method: 'GET', pattern: path('/execution/:id/logs/:id'), handler: jobLogs },
+  { method: 'GET', pattern: pattern('/'), handler: hello },
+  { method: 'POST', pattern: pattern('/register'), handler: register },
+  { method: 'GET', pattern: pattern('/register/confirm/:name/:name'), handler: confirm },
+  { method: 'POST', pattern: pattern('/login'), handler: login },
+  { method: 'POST', pattern: pattern('/logout'), handler: logout },
+  { method: 'GET', pattern: pattern('/image'), handler: listImages },
+  { method: 'POST', pattern: pattern('/image'), handler: createImage },
+  { method: 'GET', pattern: pattern('/image/:id'), handler: getImage },
+  { method: 'PUT', pattern: pattern('/image/:id'), handler: updateImage },
+  { method: 'DELETE', pattern: pattern('/image/:id'), handler: deleteImage },
+  { method: 'GET', pattern: pattern('/image/build/:id'), handler: buildStatus },
+  { method: 'GET', pattern: pattern('/image/build/:id/:id'), handler: buildStatus },
+  { method: 'GET', pattern: pattern('/pipeline'), handler: listPipelines },
+  { method: 'POST', pattern: pattern('/pipeline'), handler: createPipeline },
+  { method: 'GET', pattern: pattern('/pipeline/:id'), handler: getPipeline },
+  { method: 'PUT', pattern: pattern('/pipeline/:id'), handler: updatePipeline },
+  { method: 'DELETE', pattern: pattern('/pipeline/:id'), handler: deletePipeline },
+  { method: 'POST', pattern: pattern('/pipeline/:id/submit'), handler: submitPipeline },
+  { method: 'GET', pattern: pattern('/jobs'), handler: listAllJobs },
+  { method: 'GET', pattern: pattern('/pipeline/:id/job'), handler: listJobs },
+  { method: 'POST', pattern: pattern('/pipeline/:id/job'), handler: addJob },
+  { method: 'GET', pattern: pattern('/pipeline/:id/job/:id'), handler: getJob },
+  { method: 'PUT', pattern: pattern('/pipeline/:id/job/:id'), handler: updateJob },
+  { method: 'DELETE', pattern: pattern('/pipeline/:id/job/:id'), handler: deleteJob },
+  { method: 'GET', pattern: pattern('/pipeline/:id/job/:id/kill'), handler: killJob },
+  { method: 'GET', pattern: pattern('/execution/:id/logs'), handler: jobLogs },
+  { method: 'GET', pattern: pattern('/execution/:id/logs/:id'), handler: jobLogs },
 ];
 
 export interface KabutoOptions {
@@ -86,7 +87,7 @@ export function kabutoRouter({ services, policy, prefix, limits }: KabutoOptions
         return true;
       }
       const reply = errorReply(error);
-      if (reply !== SENT) sendJson(res, reply.status, reply.body, reply.headers);
+      sendJson(res, reply.status, reply.body, reply.headers);
     } finally {
       await call.dispose();
     }
@@ -133,6 +134,7 @@ function newCall(
     user: async () => (await getViewer()).user,
     input,
     secureCookies: secureCookies(req.headers, policy),
+    originAllowed: originAllowed(req.headers, Boolean((req.socket as TLSSocket).encrypted), policy),
     dispose: async () => {
       if (body) await (await body.catch(() => null))?.dispose();
     },
@@ -145,7 +147,7 @@ const UNAUTHORIZED: readonly ErrorCode[] = [
 ];
 
 /** Kabuto's shapes: 401 `{"status", "message"}`, 400 `{"message"}`, and `200 {"error"}` for what the application refuses. */
-function errorReply(error: unknown): KabutoReply {
+function errorReply(error: unknown): JsonReply {
   if (error instanceof NotLoggedIn) return unauthorized(error.message);
   if (error instanceof MissingField) return { status: 400, body: { message: error.message } };
   if (error instanceof BodyError) return { status: error.status, body: { message: error.message } };
@@ -160,6 +162,6 @@ function errorReply(error: unknown): KabutoReply {
   throw error;
 }
 
-function unauthorized(message: string): KabutoReply {
+function unauthorized(message: string): JsonReply {
   return { status: 401, body: { status: 401, message }, headers: { 'www-authenticate': 'Basic realm="flask-restful"' } };
 }
