@@ -49,8 +49,8 @@ export async function startDockyard(config: Config): Promise<Dockyard> {
   const auth = new AuthService(orm, users, events.bus, config.sessionTtlMs);
   const images = new ImagesService(orm, engine, secrets);
   const builds = new BuildsService({ engine, instanceId: config.instanceId, orm, bus: events.bus, queue, logs, secrets, settings: config.builds, dataDir: config.dataDir, limits });
-  const pipelines = new PipelinesService({ orm, bus: events.bus, queue, dataDir: config.dataDir, instanceId: config.instanceId });
-  const jobs = new JobsService({ orm, bus: events.bus, logs, pipelines, settings: config.jobs, uploadMaxBytes: config.builds.uploadMaxBytes, dataDir: config.dataDir });
+  const pipelines = new PipelinesService({ orm, bus: events.bus, queue, dataDir: config.dataDir });
+  const jobs = new JobsService({ instanceId: config.instanceId, orm, bus: events.bus, logs, pipelines, settings: config.jobs, uploadMaxBytes: config.builds.uploadMaxBytes, dataDir: config.dataDir });
   const services: Services = { users, auth, images, builds, pipelines, jobs, bus: events.bus };
 
   const buildRunner = new BuildRunner({ orm, bus: events.bus, engine, logs, builds, secrets, settings: config.builds, dataDir: config.dataDir, limits });

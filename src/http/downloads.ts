@@ -36,15 +36,26 @@ export async function serveDownload(services: Services, policy: OriginPolicy, re
       void zip.finalize();
       await pipeline(zip, res);
     } else {
-      const { result, file } = await services.jobs.resultFile(user, Number(id), decodeURIComponent(encodedPath));
-      const name = result.path.split('/').pop()!.replace(/["\\\r\n]/g, '_');
-      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': result.size, 'content-disposition': `attachment; filename="${name}"` });
+      const { result, file } = await services.jobs.resultFile(user, Number(id), decodePath(encodedPath));
+      const name = result.path.split('/').pop()!;
+      // An ASCII fallback, and the exact name for clients that read RFC 6266's filename*.
+      const disposition = `attachment; filename="${name.replace(/[^\x20-\x7e]|["\\]/g, '_')}"; filename*=UTF-8''${encodeURIComponent(name)}`;
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': result.size, 'content-disposition': disposition });
       if (req.method === 'HEAD') return void res.end();
       await pipeline(createReadStream(file), res);
     }
   } catch (error) {
     if (!(error instanceof DomainError)) throw error;
     return fail(res, error.code === 'NOT_FOUND' ? 404 : 400, error.code, error.message);
+  }
+}
+
+/** A malformed escape names no result. */
+function decodePath(encoded: string): string {
+  try {
+    return decodeURIComponent(encoded);
+  } catch {
+    throw new DomainError('NOT_FOUND', 'No such result file.');
   }
 }
 

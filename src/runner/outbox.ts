@@ -65,6 +65,9 @@ function drained(stream: Extract): Promise<void> {
 export function outboxPath(name: string, topDir: string): string {
   const refuse = (why: string) => new UnsafeOutboxEntry(`outbox entry ${JSON.stringify(name.slice(0, 200))} refused: ${why}`);
   if (name.includes('\0')) throw refuse('its name contains a NUL byte');
+  // A backslash is a separator to zip readers (and to archiver, which would turn "a\\..\\x" into "a/../x").
+  if (name.includes('\\')) throw refuse('names may not contain a backslash');
+  if (/[\x01-\x1f\x7f]/.test(name)) throw refuse('names may not contain control characters');
   if (name.startsWith('/')) throw refuse('absolute names are not allowed');
   const parts = name.split('/').filter((part) => part !== '' && part !== '.');
   if (parts.includes('..')) throw refuse("'..' is not allowed in names");
@@ -78,6 +81,7 @@ class OutboxWriter {
   readonly #caps: OutboxCaps;
   readonly #topDir: string;
   #totalBytes = 0;
+  #directories = 0;
 
   constructor(root: string, caps: OutboxCaps, topDir: string) {
     this.#root = root;
@@ -89,13 +93,17 @@ class OutboxWriter {
     const { header } = entry;
     const rel = outboxPath(header.name, this.#topDir);
     if (rel !== '' && (header.type === 'file' || header.type === 'contiguous-file')) return this.#file(rel, header.size ?? 0, entry);
-    if (rel !== '' && header.type === 'directory') await mkdir(path.join(this.#root, rel), { recursive: true, mode: 0o755 });
+    if (rel !== '' && header.type === 'directory') {
+      // Directories count against the same cap as files: each is an entry on the host's disk.
+      if (++this.#directories + this.files.length > this.#caps.maxFiles) throw new OutboxTooLarge(`the outbox holds more than ${this.#caps.maxFiles} files and directories`);
+      await mkdir(path.join(this.#root, rel), { recursive: true, mode: 0o755 });
+    }
     // Everything else (the top directory, symlinks, hardlinks, devices, FIFOs) is skipped.
     entry.resume();
   }
 
   async #file(rel: string, declaredSize: number, entry: Entry): Promise<void> {
-    if (this.files.length + 1 > this.#caps.maxFiles) throw new OutboxTooLarge(`the outbox holds more than ${this.#caps.maxFiles} files`);
+    if (this.files.length + this.#directories + 1 > this.#caps.maxFiles) throw new OutboxTooLarge(`the outbox holds more than ${this.#caps.maxFiles} files and directories`);
     this.#checkSize(rel, declaredSize);
     const target = path.join(this.#root, rel);
     await mkdir(path.dirname(target), { recursive: true, mode: 0o755 });

@@ -48,6 +48,7 @@ export class BuildRunner {
   /** Builds running in this process, by id: cancel requests from any instance abort them here. */
   readonly #running = new Map<number, AbortController>();
   #cancelRequests: AsyncIterator<unknown> | null = null;
+  #stopping = false;
 
   constructor(deps: BuildRunnerDeps) {
     this.#deps = deps;
@@ -71,12 +72,15 @@ export class BuildRunner {
 
   /** Stops every build running here (on shutdown): they end ERRORED, saying so. */
   abortAll(): void {
+    this.#stopping = true;
     for (const controller of this.#running.values()) controller.abort(new ServiceStopping());
   }
 
   /** The task handler. */
   run = async (task: Task): Promise<void> => {
     const { buildId } = task.payload as { buildId: number };
+    // Thrown, not returned: the task is tried again after the restart instead of being dropped.
+    if (this.#stopping) throw new Error('the service is stopping');
     const em = this.#deps.orm.em.fork();
     const build = await em.findOne(Build, { id: buildId }, { populate: ['image', 'owner'] });
     if (!build || this.#running.has(buildId)) return; // (a lease that lapsed while the build runs here)

@@ -307,7 +307,8 @@ export class BuildsService {
       const created = tx.create(Build, { ...fields, image: image.id, owner: user.id, state: 'QUEUED' });
       await tx.flush();
       const local = fields.source.kind === 'DOCKERFILE' || fields.source.kind === 'TARBALL';
-      await this.#deps.queue.add(BUILD_TASK, { buildId: created.id }, { em: tx, affinity: local ? this.#deps.instanceId : null });
+      // A handler that failed (the database was away) is tried again; it is idempotent.
+      await this.#deps.queue.add(BUILD_TASK, { buildId: created.id }, { em: tx, affinity: local ? this.#deps.instanceId : null, maxAttempts: 3 });
       return created;
     });
     this.#deps.queue.wake(BUILD_TASK);

@@ -8,9 +8,10 @@ import type { EventBus } from '../../events/pubsub.ts';
 import type { JobSettings } from '../../config.ts';
 import type { Task } from '../../scheduler/queue.ts';
 import { OutboxTooLarge, type JobRunner, type ResourceUsage, type RunningJob } from '../../runner/jobs.ts';
+import { UnsafeOutboxEntry } from '../../runner/outbox.ts';
 import { LineSplitter } from '../logs/line-splitter.ts';
 import { CappedLog, LogWriter, type LogsService } from '../logs/logs.service.ts';
-import type { PipelinesService } from '../pipelines/pipelines.service.ts';
+import type { JobTaskPayload, PipelinesService } from '../pipelines/pipelines.service.ts';
 import { Job, type JobState } from './job.entity.ts';
 import type { JobsService } from './jobs.service.ts';
 
@@ -40,6 +41,7 @@ export class JobExecutor {
   /** Jobs running in this process: cancel requests from any instance, timeouts and shutdown stop them. */
   readonly #running = new Map<number, { container: RunningJob; end(reason: Ending): void }>();
   #cancelRequests: AsyncIterator<unknown> | null = null;
+  #stopping = false;
 
   constructor(deps: JobExecutorDeps) {
     this.#deps = deps;
@@ -55,8 +57,9 @@ export class JobExecutor {
     })().catch((error: unknown) => console.error('jobs: cancel listener failed', error));
   }
 
-  /** On shutdown: stop what runs here; those jobs end ERRORED, saying why. */
+  /** On shutdown: stop what runs here (and what is starting); those jobs end ERRORED, saying why. */
   stopAll(): void {
+    this.#stopping = true;
     for (const running of this.#running.values()) running.end('SERVICE_STOPPING');
   }
 
@@ -85,10 +88,13 @@ export class JobExecutor {
 
   /** The task handler. */
   run = async (task: Task): Promise<void> => {
-    const { jobId } = task.payload as { jobId: number };
+    const { jobId, dispatchedAt } = task.payload as JobTaskPayload;
+    // Thrown, not returned: the task is tried again after the restart instead of being dropped.
+    if (this.#stopping) throw new Error('the service is stopping');
     const em = this.#deps.orm.em.fork();
     const job = await em.findOne(Job, { id: jobId }, { populate: ['image', 'pipeline'] });
     if (!job || this.#running.has(jobId)) return; // (a lease that lapsed while the job runs here)
+    if (job.dispatchedAt?.toISOString() !== dispatchedAt) return; // a task of an earlier run of this job
     if (job.state === 'RUNNING') {
       // Taken over after its instance crashed or vanished: its container (if any) is that instance's to remove.
       return this.#finish(job, { state: 'ERRORED', exitCode: null, error: 'The instance running this job stopped or crashed.' }, null);
@@ -132,8 +138,6 @@ export class JobExecutor {
       },
       (stream, chunk) => splitters[stream].push(chunk).forEach((line) => log.write(stream, line)),
     );
-    await this.#deps.orm.em.fork().nativeUpdate(Job, { id: job.id }, { containerId: container.containerId });
-
     let ending: Ending | null = null;
     const end = (reason: Ending) => {
       if (ending) return;
@@ -141,6 +145,7 @@ export class JobExecutor {
       void container.stop(settings.stopGraceSeconds).catch(() => {});
     };
     this.#running.set(job.id, { container, end });
+    if (this.#stopping) end('SERVICE_STOPPING'); // shut down while the container was being made
     const timer = setTimeout(() => end('TIMED_OUT'), job.timeoutSeconds * 1000);
     // Cancel requests travel as events, which a Redis outage can drop (and one may have come before the
     // container existed): the database flag is checked now and every few seconds.
@@ -149,8 +154,9 @@ export class JobExecutor {
       if (current?.cancelRequestedAt) end('CANCELED');
     };
     const cancelCheck = setInterval(() => void checkCancel(), CANCEL_POLL_MS);
-    await checkCancel();
     try {
+      await this.#deps.orm.em.fork().nativeUpdate(Job, { id: job.id }, { containerId: container.containerId });
+      await checkCancel();
       const exit = await container.exited;
       for (const stream of ['stdout', 'stderr'] as const) splitters[stream].end().forEach((line) => log.write(stream, line));
       const usage = container.usage();
@@ -185,22 +191,23 @@ export class JobExecutor {
       await this.#deps.orm.em.fork().nativeUpdate(Job, { id: job.id }, { results: files });
       return null;
     } catch (error) {
-      if (!(error instanceof OutboxTooLarge)) throw error;
       await rm(dir, { recursive: true, force: true });
-      return { state: 'FAILED', exitCode: null, error: `The job's /outbox is too large: ${error.message}` };
+      if (error instanceof OutboxTooLarge) return { state: 'FAILED', exitCode: null, error: `The job's /outbox is too large: ${error.message}` };
+      if (error instanceof UnsafeOutboxEntry) return { state: 'FAILED', exitCode: null, error: `The job's /outbox cannot be kept: ${error.message}` };
+      throw error;
     }
   }
 
   /** Only a RUNNING job is finished: one that another instance has ended already keeps its state. */
   async #finish(job: Job, outcome: Outcome, usage: ResourceUsage | null): Promise<void> {
-    await this.#deps.orm.em.fork().nativeUpdate(Job, { id: job.id, state: 'RUNNING' }, {
+    const changed = await this.#deps.orm.em.fork().nativeUpdate(Job, { id: job.id, state: 'RUNNING' }, {
       state: outcome.state,
       exitCode: outcome.exitCode,
       error: outcome.error,
       finishedAt: new Date(),
       ...(usage ? { cpuSeconds: usage.cpuSeconds, peakMemoryBytes: usage.peakMemoryBytes, bytesRead: usage.bytesRead, bytesWritten: usage.bytesWritten } : {}),
     });
-    this.#deps.jobs.publish(job, outcome.state);
+    if (changed === 1) this.#deps.jobs.publish(job, outcome.state);
     await this.#deps.pipelines.advance(job.pipeline.id);
   }
 }

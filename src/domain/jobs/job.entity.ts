@@ -52,6 +52,8 @@ export const Job = defineEntity({
     containerId: p.string().length(80).nullable(),
     /** Under DATA_DIR: attachments (inbox/) and results (outbox/). */
     workDir: p.string().length(255),
+    /** The instance whose disk holds the attachments (the job must run there); null: any instance. */
+    affinity: p.string().length(128).nullable(),
     cancelRequestedAt: p.datetime().nullable(),
     /** When the scheduler was given this job of the current run (one job of a pipeline at a time). */
     dispatchedAt: p.datetime().nullable(),

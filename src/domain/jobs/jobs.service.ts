@@ -32,6 +32,8 @@ export interface AddJobInput {
 }
 
 export interface JobsDeps {
+  /** This instance: jobs with attachments (on its disk) run here. */
+  instanceId: string;
   orm: Orm;
   bus: EventBus;
   logs: LogsService;
@@ -90,6 +92,7 @@ export class JobsService {
         const created = tx.create(Job, {
           pipeline: pipeline.id, owner: user.id, image: image.id, position: (last?.position ?? -1) + 1, command, env, attachments,
           timeoutSeconds, cpus, memoryBytes, state: 'READY', results: [], logTruncated: false, workDir,
+          affinity: attachments.length > 0 ? this.#deps.instanceId : null,
         });
         await tx.flush();
         return created;

@@ -14,13 +14,19 @@ import { Job, FINISHED_JOB_STATES, type JobState } from '../jobs/job.entity.ts';
 import { Pipeline, type PipelineState } from './pipeline.entity.ts';
 
 export const JOB_TASK = 'job';
+/** A job task whose handler failed (the database was away) is tried again; the handler is idempotent. */
+const TASK_ATTEMPTS = 3;
+
+export interface JobTaskPayload {
+  jobId: number;
+  dispatchedAt: string;
+}
 
 export interface PipelinesDeps {
   orm: Orm;
   bus: EventBus;
   queue: TaskQueue;
   dataDir: string;
-  instanceId: string;
 }
 
 export class PipelinesService {
@@ -153,8 +159,10 @@ export class PipelinesService {
     if (!next || pipeline.cancelRequestedAt || (stopped && !pipeline.continueOnFailure)) return false;
     next.dispatchedAt = new Date();
     await tx.flush();
-    // Attachments are on this instance's disk: the job runs here.
-    await this.#deps.queue.add(JOB_TASK, { jobId: next.id }, { em: tx, affinity: next.attachments.length > 0 ? this.#deps.instanceId : null });
+    // The dispatch time tells this run's task from a stale one (a run canceled and submitted again).
+    // A job with attachments runs on the instance that has them.
+    const payload: JobTaskPayload = { jobId: next.id, dispatchedAt: next.dispatchedAt.toISOString() };
+    await this.#deps.queue.add(JOB_TASK, payload, { em: tx, affinity: next.affinity ?? null, maxAttempts: TASK_ATTEMPTS });
     this.#deps.queue.wake(JOB_TASK);
     return true;
   }
