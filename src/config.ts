@@ -143,7 +143,7 @@ export const SETTINGS: Setting[] = [
   { name: 'JOB_MAX_ATTACHMENTS', default: '20', description: 'Most attachments per job (each at most `UPLOAD_MAX_MB`).' },
   { name: 'KABUTO_PREFIX', default: '(none)', description: "Path prefix for Kabuto's REST routes, e.g. `/kabuto`; by default they are at the root, as in Kabuto." },
   { name: 'BOATYARD_GIT_BASE_URL', default: 'https://github.com', description: "boatyard's `github_username`/`github_reponame` become `<this>/<user>/<repo>.git`." },
-  { name: 'BOATYARD_REGISTRY', default: 'docker.io', description: 'Registry that boatyard builds are pushed to, with the credentials the request gives.' },
+  { name: 'BOATYARD_REGISTRY', default: 'docker.io', description: 'Registry that boatyard builds are pushed to (as their `image_name`), with the credentials the request gives.' },
   { name: 'SOURCE_TIMEOUT_SECONDS', default: '300', description: 'Longest a download, git fetch or hg clone may take.' },
 ];
 

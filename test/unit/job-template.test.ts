@@ -204,12 +204,21 @@ describe('outbox archive', () => {
 
   it('enforces the file count, the single-file size and the total', async () => {
     const three = [{ name: 'outbox/a', content: 'aaa' }, { name: 'outbox/b', content: 'bbb' }, { name: 'outbox/c', content: 'ccc' }];
-    await expect(extract(three, { ...caps, maxFiles: 2 })).rejects.toThrow(new OutboxTooLarge('the outbox holds more than 2 files'));
+    await expect(extract(three, { ...caps, maxFiles: 2 })).rejects.toThrow(new OutboxTooLarge('the outbox holds more than 2 files and directories'));
     await rm(dest, { recursive: true, force: true });
     await expect(extract(three, { ...caps, maxFileBytes: 2 })).rejects.toThrow(/"a" is over the cap of 2 bytes per file/);
     await rm(dest, { recursive: true, force: true });
     await expect(extract(three, { ...caps, maxTotalBytes: 8 })).rejects.toThrow(/over the cap of 8 bytes in total/);
     await rm(dest, { recursive: true, force: true });
     expect((await extract(three, { ...caps, maxTotalBytes: 9, maxFiles: 3, maxFileBytes: 3 })).length).toBe(3);
+  });
+
+  it('counts directories against the same cap, and refuses backslashes and control characters in names', async () => {
+    await expect(extract([{ name: 'outbox/d1/' }, { name: 'outbox/d2/' }, { name: 'outbox/f', content: 'x' }], { ...caps, maxFiles: 2 })).rejects.toThrow(OutboxTooLarge);
+    await rm(dest, { recursive: true, force: true });
+    for (const name of ['outbox/a\\..\\..\\x', 'outbox/line\nbreak']) {
+      await expect(extract([{ name, content: 'x' }], caps)).rejects.toThrow(/backslash|control characters/);
+      await rm(dest, { recursive: true, force: true });
+    }
   });
 });
