@@ -244,6 +244,16 @@ describe('limits and isolation', () => {
     expect((await jobLog(alice.client, steady.id)).map((l) => l.text)).toEqual([1, 2, 3, 4, 5, 6].map((i) => `tick ${i}`));
   });
 
+  it("gives an image's VOLUME paths a bounded tmpfs, not an unlimited disk volume", async () => {
+    const withVolume = await waitForBuild(alice.client, (await startBuild(alice.client, { imageName: 'with-volume', dockerfile: 'FROM busybox\nVOLUME /data\n' })).id);
+    const pipelineId = await createPipeline(alice.client, 'volume');
+    const job = await addJob(alice.client, { pipelineId, imageId: withVolume.image.id, commandLine: 'sh -c "grep \' /data \' /proc/mounts"' });
+    await alice.client.request(SubmitPipelineDocument, { id: pipelineId });
+    const done = await waitForJob(alice.client, job.id);
+    expect(done.state).toBe('SUCCEEDED');
+    expect((await jobLog(alice.client, job.id)).map((l) => l.text).join('\n')).toMatch(/^tmpfs \/data tmpfs .*size=/m);
+  });
+
   it('runs with no network, a read-only root, a writable /tmp, no capabilities', async () => {
     const { job } = await runOne(`sh -c "ls /sys/class/net; touch /rootfile 2>&1 || echo root is read-only; touch /tmp/ok && echo tmp is writable; grep CapEff /proc/self/status; echo x > /inbox/new 2>&1 || echo inbox is read-only"`);
     const log = (await jobLog(alice.client, job.id)).map((l) => l.text);

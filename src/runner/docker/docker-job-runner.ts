@@ -5,6 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { open } from 'node:fs/promises';
 import { StringDecoder } from 'node:string_decoder';
+import path from 'node:path';
 import Docker from 'dockerode';
 import tar from 'tar-stream';
 import type { JobContainerSpec, JobExit, JobRunner, ManagedContainer, OutboxCaps, OutboxFile, OutputStream, ResourceUsage, RunningJob } from '../jobs.ts';
@@ -36,7 +37,8 @@ export class DockerJobRunner implements JobRunner {
     try {
       await this.#createVolumes(spec, names.volumes);
       await this.#loadInbox(spec, names.loader, names.volumes);
-      const options = jobContainerOptions(spec, { name: names.container, volumes: names.volumes, user: this.#settings.user });
+      const imageVolumes = Object.keys((await this.docker.getImage(spec.image).inspect()).Config?.Volumes ?? {}).map((target) => path.posix.normalize(target));
+      const options = jobContainerOptions(spec, { name: names.container, volumes: names.volumes, user: this.#settings.user, imageVolumes });
       const container = await this.docker.createContainer(options);
       return await runContainer(this.docker, container, onOutput);
     } catch (error) {

@@ -32,6 +32,11 @@ export interface JobTemplateSettings {
   volumes: JobVolumes;
   /** A user the admin forces (`65534:65534`), or null to keep the image's own. */
   user: string | null;
+  /**
+   * The image's VOLUME paths. The engine would give each an anonymous volume: writable disk past the
+   * read-only root, with no size limit. Each gets a tmpfs of the /tmp size instead (counted in the memory limit).
+   */
+  imageVolumes?: string[];
 }
 
 /**
@@ -101,7 +106,14 @@ function jobHostConfig(spec: JobContainerSpec, settings: JobTemplateSettings): D
       volumeMount(settings.volumes.inbox, INBOX, true),
       volumeMount(settings.volumes.outbox, OUTBOX, false),
     ],
-    Tmpfs: { '/tmp': tmpfsOptions(limits.tmpBytes, settings.user) },
+    Tmpfs: {
+      ...Object.fromEntries(
+        (settings.imageVolumes ?? [])
+          .filter((target) => ![INBOX, OUTBOX, '/tmp'].includes(target))
+          .map((target) => [target, tmpfsOptions(limits.tmpBytes, settings.user)]),
+      ),
+      '/tmp': tmpfsOptions(limits.tmpBytes, settings.user),
+    },
     Binds: [],
     NetworkMode: 'none',
     PortBindings: {},
