@@ -135,6 +135,16 @@ describe('scheduler', () => {
     await slow.stop();
   });
 
+  it("keeps a task for the instance it is tied to, but lets anyone take it over once that instance's lease lapsed", async () => {
+    const k = kind();
+    await queue.add(k, { n: 1 }, { affinity: `${k}-a` });
+    expect(await queue.claim(`${k}-b`, [k], 200, `${k}-b`)).toBeNull(); // not b's
+    expect(await queue.claim(`${k}-a`, [k], 200, `${k}-a`)).not.toBeNull(); // a takes it, then vanishes
+    expect(await queue.claim(`${k}-b`, [k], 200, `${k}-b`)).toBeNull();
+    await sleep(400);
+    expect(await queue.claim(`${k}-b`, [k], 200, `${k}-b`)).toMatchObject({ payload: { n: 1 }, attempts: 2 });
+  });
+
   it('does not run a task before its runAt', async () => {
     const k = kind();
     await queue.add(k, {}, { runAt: new Date(Date.now() + 60_000) });
