@@ -4,7 +4,9 @@
 import { createReadStream } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream/promises';
+import path from 'node:path';
 import { ZipArchive } from 'archiver';
+import type { Job } from '../domain/jobs/job.entity.ts';
 import { DomainError } from '../domain/errors.ts';
 import { contextForRequest, type Services } from './context.ts';
 import type { OriginPolicy } from './origins.ts';
@@ -30,11 +32,7 @@ export async function serveDownload(services: Services, policy: OriginPolicy, re
       if (job.results.length === 0) throw new DomainError('NOT_FOUND', 'The job has no results (yet).');
       res.writeHead(200, { 'content-type': 'application/zip', 'content-disposition': `attachment; filename="job-${job.id}-results.zip"` });
       if (req.method === 'HEAD') return void res.end();
-      const zip = new ZipArchive({ zlib: { level: 6 } });
-      const outbox = services.jobs.outboxDir(job);
-      for (const result of job.results) zip.file(`${outbox}/${result.path}`, { name: result.path });
-      void zip.finalize();
-      await pipeline(zip, res);
+      await sendResultsZip(services.jobs.outboxDir(job), job, res);
     } else {
       const { result, file } = await services.jobs.resultFile(user, Number(id), decodePath(encodedPath));
       const name = result.path.split('/').pop()!;
@@ -57,6 +55,14 @@ function decodePath(encoded: string): string {
   } catch {
     throw new DomainError('NOT_FOUND', 'No such result file.');
   }
+}
+
+/** Zips every result file of the job as it is sent (nothing is assembled in memory or on disk). */
+export async function sendResultsZip(outbox: string, job: Job, res: ServerResponse): Promise<void> {
+  const zip = new ZipArchive({ zlib: { level: 6 } });
+  for (const result of job.results) zip.file(path.join(outbox, ...result.path.split('/')), { name: result.path });
+  void zip.finalize();
+  await pipeline(zip, res);
 }
 
 function fail(res: ServerResponse, status: number, code: string, message: string): void {

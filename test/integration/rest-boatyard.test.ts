@@ -98,7 +98,7 @@ async function boatyard(): Promise<Boatyard> {
 
 describe("the seed's builds", () => {
   it('from a Dockerfile: Building, Pushing, Finished; pushed with the given login; logs as one string', { timeout: 120_000 }, async () => {
-    const { call, statuses, manifest, registry, alice } = await boatyard();
+    const { call, statuses, manifest, registry } = await boatyard();
     const started = await call('POST', '/api/v1/build', { image_name: 'user/image', ...manifest, dockerfile: 'FROM busybox\nCMD echo "Hello world"' });
     expect(started).toEqual({ status: 200, body: { JobIdentifier: expect.stringMatching(/^\d+$/) } });
     const seen = await statuses(started.body.JobIdentifier);
@@ -128,7 +128,7 @@ describe("the seed's builds", () => {
   });
 
   it('from a tarball sent with the request (multipart: the tarball, then the JSON manifest), with curl', { timeout: 120_000 }, async () => {
-    const { server, call, statuses, manifest, registry, alice, aliceToken } = await boatyard();
+    const { server, call, statuses, manifest, registry, aliceToken } = await boatyard();
     const dir = mkdtempSync(path.join(work, 'curl-'));
     writeFileSync(path.join(dir, 'dockertarexample.tar.gz'), await tarball({ Dockerfile: 'FROM busybox\nCOPY note.txt /\nRUN cat /note.txt\n', 'note.txt': 'sent with the request\n' }, true));
     writeFileSync(path.join(dir, 'manifest.json'), JSON.stringify({ image_name: 'user/tarred:v2', ...manifest }));
@@ -146,7 +146,7 @@ describe("the seed's builds", () => {
 
 describe('failures', () => {
   it('a failing Dockerfile is "Failed: …" with the error at the end of the logs; a refused push fails the build', { timeout: 120_000 }, async () => {
-    const { call, statuses, manifest, registry, alice } = await boatyard();
+    const { call, statuses, manifest, registry } = await boatyard();
     const broken = await call('POST', '/api/v1/build', { image_name: 'user/broken', ...manifest, dockerfile: 'FROM busybox\nRUN echo breaking && exit 4\n' });
     const denied = await call('POST', '/api/v1/build', { image_name: 'user/denied', username: registry.username, password: 'wrong-password', email: 'x@example.com', dockerfile: 'FROM busybox\n' });
     expect((await statuses(broken.body.JobIdentifier)).at(-1)).toMatch(/^Failed: .*non-zero code: 4/);

@@ -377,7 +377,7 @@ describe('pipelines and jobs', () => {
     expect((await alice.put(`/pipeline/${pid}`, { remove_jobs: String(c) })).body).toEqual({ remove_jobs: 'Successfully removed jobs' });
     expect((await alice.get(`/pipeline/${pid}`)).body[pid].jobs).toEqual([{ id: a }, { id: b }]);
 
-    // A job is replaced: new id, same place, its attachments kept unless a new file has the same name.
+    // A job is changed in place: same id, same place, its attachments kept unless a new file has the same name.
     const withFile = new FormData();
     withFile.append('attachments', new Blob(['kept\n']), 'kept.txt');
     withFile.append('attachments', new Blob(['old\n']), 'changed.txt');
@@ -389,9 +389,8 @@ describe('pipelines and jobs', () => {
     update.append('attachments', new Blob(['added\n']), 'added.txt');
     update.append('command', 'cat /inbox/kept.txt /inbox/changed.txt /inbox/added.txt');
     const replaced = (await alice.put(`/pipeline/${pid}/job/${d}`, update)).body.id as number;
-    expect(replaced).not.toBe(d);
-    expect((await alice.get(`/pipeline/${pid}/job/${d}`)).body).toEqual({});
-    expect((await alice.get(`/pipeline/${pid}`)).body[pid].jobs).toEqual([{ id: a }, { id: b }, { id: replaced }]);
+    expect(replaced).toBe(d);
+    expect((await alice.get(`/pipeline/${pid}`)).body[pid].jobs).toEqual([{ id: a }, { id: b }, { id: d }]);
     await alice.post(`/pipeline/${pid}/submit`);
     expect(await jobDone(alice, pid, replaced)).toMatchObject({ state: 'done', command: 'cat /inbox/kept.txt /inbox/changed.txt /inbox/added.txt' });
     expect((await alice.get(`/execution/${replaced}/logs`)).body.map((l: { logline: string }) => l.logline)).toEqual(['kept', 'new', 'added']);

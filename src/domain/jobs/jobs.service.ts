@@ -1,6 +1,6 @@
 // Jobs of a pipeline: add (with attachments), remove, reorder, read, follow, cancel, and their results.
 // Every read is scoped to the owner: another user's job reads exactly like a missing one.
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir, rename, rm } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { LockMode } from '@mikro-orm/core';
@@ -102,6 +102,59 @@ export class JobsService {
       await rm(path.join(this.#deps.dataDir, workDir), { recursive: true, force: true });
       throw error;
     }
+  }
+
+  /**
+   * Changes a job in place (not while its pipeline runs): its image, command, environment; new
+   * attachments are added, replacing any of the same name. Only what is given changes.
+   */
+  async update(user: User, id: number, input: Omit<Partial<AddJobInput>, 'imageId'> & { imageId?: number | null }): Promise<Job> {
+    const { settings } = this.#deps;
+    const job = await this.get(user, id);
+    assertNotRunning(job.pipeline);
+    const em = this.#deps.orm.em.fork();
+    const changes: Partial<Job> = {};
+    if (input.imageId != null) {
+      const image = Number.isSafeInteger(input.imageId) ? await em.findOne(Image, { id: input.imageId, owner: user.id }) : null;
+      if (!image) throw new DomainError('NOT_FOUND', 'No such image.', 'imageId');
+      if (!image.dockerImageId) throw new DomainError('INVALID_INPUT', 'The image has not been built yet.', 'imageId');
+      changes.image = image;
+    }
+    if (input.command != null || input.commandLine != null) changes.command = checkCommand(input.command, input.commandLine);
+    if (input.env != null) changes.env = checkEnv(input.env);
+    if (input.timeoutSeconds != null) changes.timeoutSeconds = within(input.timeoutSeconds, 1, settings.timeoutSeconds, 'timeoutSeconds');
+    if (input.cpus != null) changes.cpus = within(input.cpus, 0.01, settings.cpus, 'cpus');
+    if (input.memoryMb != null) changes.memoryBytes = within(input.memoryMb, 8, settings.memoryBytes / 2 ** 20, 'memoryMb') * 2 ** 20;
+    const files = input.attachments ?? [];
+    if (files.length > 0) {
+      if (settings.concurrency === 0) throw new DomainError('INVALID_INPUT', 'This instance runs no jobs (JOB_CONCURRENCY=0), so it cannot take attachments.', 'attachments');
+      if (job.affinity && job.affinity !== this.#deps.instanceId) throw new DomainError('INVALID_INPUT', 'Add attachments on the instance that holds the job\'s other attachments.', 'attachments');
+      const attachments = [...job.attachments];
+      const inbox = this.inboxDir(job);
+      await mkdir(inbox, { recursive: true });
+      for (const incoming of files) {
+        const file = await incoming.receive();
+        const name = checkAttachmentName(file.name);
+        const index = attachments.findIndex((a) => a.name === name);
+        if (index < 0 && attachments.length >= settings.maxAttachments) throw new DomainError('INVALID_INPUT', `At most ${settings.maxAttachments} attachments.`, 'attachments');
+        // Written aside, then moved over the old one: a failed upload leaves the old file as it was.
+        const partial = path.join(inbox, `.${name}.${randomBytes(4).toString('hex')}.partial`);
+        try {
+          const { size, sha256 } = await saveUpload(file, partial, this.#deps.uploadMaxBytes, 'attachments');
+          await rename(partial, path.join(inbox, name));
+          attachments.splice(index < 0 ? attachments.length : index, index < 0 ? 0 : 1, { name, size, sha256 });
+        } finally {
+          await rm(partial, { force: true });
+        }
+      }
+      changes.attachments = attachments;
+      changes.affinity = this.#deps.instanceId;
+    }
+    await em.transactional(async (tx) => {
+      assertNotRunning(await tx.findOneOrFail(Pipeline, { id: job.pipeline.id }, { lockMode: LockMode.PESSIMISTIC_WRITE }));
+      await tx.nativeUpdate(Job, { id }, changes);
+    });
+    return this.get(user, id);
   }
 
   /** Removes a job (not while its pipeline runs); the jobs after it move up. */

@@ -1,11 +1,7 @@
 // Kabuto's pipelines, jobs, execution logs and results. The pipelines and jobs services do the work;
 // these handlers read Kabuto's fields, call them, and answer in Kabuto's shapes and texts. A job is
 // only ever found through its own pipeline, and another user's objects read like missing ones.
-import { createReadStream } from 'node:fs';
-import path from 'node:path';
-import { pipeline as pipe } from 'node:stream/promises';
-import { ZipArchive } from 'archiver';
-import type { IncomingFile } from '../../domain/uploads.ts';
+import { sendResultsZip } from '../downloads.ts';
 import type { Job } from '../../domain/jobs/job.entity.ts';
 import type { Pipeline } from '../../domain/pipelines/pipeline.entity.ts';
 import type { User } from '../../domain/users/user.entity.ts';
@@ -124,39 +120,21 @@ export async function getJob(call: KabutoCall): Promise<KabutoReply> {
   return SENT;
 }
 
-/**
- * Kabuto's PUT changed a job in place. The jobs service has no update, so the job is replaced: a new
- * job with the new `image_id` and `command` (or the old ones), the old attachments plus the new
- * `attachments` (a new file replaces one of the same name), at the old one's place. Its id is new.
- */
+/** Kabuto's PUT changes a job in place: `image_id`, `command`, and new `attachments` (replacing any of the same name). */
 export async function updateJob({ services, user, input, params: [pid, jid] }: KabutoCall): Promise<KabutoReply> {
   const me = await user();
-  const old = await orMissing(jobOf(services, me, pid!, jid!), JOB_NO_RIGHTS);
+  const job = await orMissing(jobOf(services, me, pid!, jid!), JOB_NO_RIGHTS);
   const body = await input();
   const imageId = body.optional('image_id');
   const command = body.optional('command');
-  const files = body.files('attachments');
-  const replaced = new Set(files.map((file) => file.filename));
-  const kept = old.attachments.filter((a) => !replaced.has(a.name)).map((a) => inboxFile(path.join(services.jobs.inboxDir(old), a.name), a.name));
-  const created = await addErrors(
-    services.jobs.add(me, old.pipeline.id, {
-      imageId: imageId === undefined ? old.image.id : idOf(imageId),
-      ...(command === undefined ? { command: old.command } : { commandLine: command }),
-      env: Object.entries(old.env).map(([key, value]) => ({ key, value })),
-      attachments: [...kept, ...files.map(incomingFile)],
-      timeoutSeconds: old.timeoutSeconds,
-      cpus: Number(old.cpus),
-      memoryMb: Number(old.memoryBytes) / 2 ** 20,
+  const updated = await addErrors(
+    services.jobs.update(me, job.id, {
+      imageId: imageId === undefined ? null : idOf(imageId),
+      commandLine: command ?? null,
+      attachments: body.files('attachments').map(incomingFile),
     }),
   );
-  try {
-    await services.jobs.move(me, created.id, old.position);
-    await services.jobs.remove(me, old.id);
-  } catch (error) {
-    await services.jobs.remove(me, created.id).catch(() => undefined);
-    throw error;
-  }
-  return ok({ id: created.id });
+  return ok({ id: updated.id });
 }
 
 export async function deleteJob({ services, user, params: [pid, jid] }: KabutoCall): Promise<KabutoReply> {
@@ -238,16 +216,8 @@ function idList(value: string | undefined): number[] {
     .map(idOf);
 }
 
-function inboxFile(file: string, name: string): IncomingFile {
-  return { receive: async () => ({ name, open: () => createReadStream(file) }) };
-}
-
-/** `results.zip`: every file of the job's /outbox, by its path in /outbox, zipped as it is sent (as /jobs/<id>/results.zip does). */
+/** `results.zip`: every file of the job's /outbox (the same zip as `/jobs/<id>/results.zip`). */
 async function sendResults({ services, res }: KabutoCall, job: Job): Promise<void> {
   res.writeHead(200, { 'content-type': 'application/zip', 'content-disposition': 'attachment; filename=results.zip', 'cache-control': 'no-store' });
-  const zip = new ZipArchive({ zlib: { level: 6 } });
-  const outbox = services.jobs.outboxDir(job);
-  for (const result of job.results) zip.file(path.join(outbox, ...result.path.split('/')), { name: result.path });
-  void zip.finalize();
-  await pipe(zip, res);
+  await sendResultsZip(services.jobs.outboxDir(job), job, res);
 }
