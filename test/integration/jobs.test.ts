@@ -23,6 +23,7 @@ import {
   RemoveJobDocument,
   SubmitPipelineDocument,
   UpdatePipelineDocument,
+  UpdateJobDocument,
 } from '../generated/graphql.ts';
 import { errorCodes, GraphqlClient } from '../support/graphql-client.ts';
 import { loggedInUser } from '../support/accounts.ts';
@@ -334,6 +335,10 @@ describe('pipelines', () => {
     const b = await addJob(alice.client, { pipelineId, imageId, commandLine: 'echo b' });
     const c = await addJob(alice.client, { pipelineId, imageId, commandLine: 'echo c' });
     expect((await alice.client.request(MoveJobDocument, { id: a.id, position: 2 })).data!.moveJob.map((j) => j.id)).toEqual([b.id, c.id, a.id]);
+    const changed = await alice.client.request(UpdateJobDocument, { id: b.id, commandLine: 'echo "b changed"' });
+    expect(changed.data!.updateJob).toMatchObject({ id: b.id, command: ['echo', 'b changed'] });
+    expect(errorCodes(await alice.client.request(UpdateJobDocument, { id: b.id, env: [{ key: 'NOT-VALID', value: '' }] }))).toEqual(['INVALID_INPUT']);
+    expect(errorCodes(await bob.client.request(UpdateJobDocument, { id: b.id, commandLine: 'true' }))).toEqual(['NOT_FOUND']);
     await alice.client.request(RemoveJobDocument, { id: c.id });
     const after = (await alice.client.request(PipelineDocument, { id: pipelineId })).data!.pipeline.jobs;
     expect(after.map((j) => [j.id, j.position])).toEqual([[b.id, 0], [a.id, 1]]);

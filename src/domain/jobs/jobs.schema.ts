@@ -170,6 +170,28 @@ builder.mutationFields((t) => ({
         attachments: (input.attachments ?? []).map(incomingFile),
       }),
   }),
+  updateJob: t.field({
+    type: JobRef,
+    description: 'Changes a job in place (not while its pipeline runs): only what is given; new attachments replace any of the same name.',
+    authScopes: { user: true },
+    args: {
+      id: t.arg.id({ required: true }),
+      imageId: t.arg.id(),
+      command: t.arg.stringList(),
+      commandLine: t.arg.string(),
+      env: t.arg({ type: [KeyValueInput] }),
+      attachments: t.arg({ type: ['Upload'] }),
+      timeoutSeconds: t.arg.int(),
+      cpus: t.arg.float(),
+      memoryMb: t.arg.int(),
+    },
+    resolve: (_root, { id, imageId, attachments, ...changes }, { viewer, services }) =>
+      services.jobs.update(viewer!.user, parseId(id), {
+        ...changes,
+        imageId: imageId == null ? null : parseId(imageId),
+        attachments: (attachments ?? []).map(incomingFile),
+      }),
+  }),
   removeJob: t.field({
     type: JobRef,
     authScopes: { user: true },
