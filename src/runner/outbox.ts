@@ -8,6 +8,7 @@ import path from 'node:path';
 import tar from 'tar-stream';
 import { OutboxTooLarge } from './jobs.ts';
 import type { OutboxCaps, OutboxFile } from './jobs.ts';
+import { drained } from '../util/drained.ts';
 
 type Extract = ReturnType<typeof tar.extract>;
 type Entry = Extract extends AsyncIterable<infer E> ? E : never;
@@ -49,17 +50,6 @@ async function feed(archive: NodeJS.ReadableStream, extract: Extract): Promise<v
   extract.end(undefined);
 }
 
-function drained(stream: Extract): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      stream.off('drain', done);
-      stream.off('close', done);
-      resolve();
-    };
-    stream.on('drain', done);
-    stream.on('close', done);
-  });
-}
 
 /** 'outbox/./a//b/' becomes 'a/b'; the top directory itself becomes ''. Throws on names we refuse. */
 export function outboxPath(name: string, topDir: string): string {

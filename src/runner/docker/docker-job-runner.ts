@@ -13,6 +13,7 @@ import { extractOutbox } from '../outbox.ts';
 import { dockerOptions } from './docker-engine.ts';
 import { isJobContainer, jobContainerOptions, jobLabels, jobNames, LABEL, loaderContainerOptions } from './job-template.ts';
 import type { JobVolumes } from './job-template.ts';
+import { drained } from '../../util/drained.ts';
 
 export interface DockerJobRunnerSettings {
   /** A user every job runs as (`65534:65534`), or null for the image's own user. */
@@ -174,17 +175,6 @@ async function copy(handle: Awaited<ReturnType<typeof open>>, size: number, sink
   sink.end(undefined); // (streamx types insist on an argument)
 }
 
-function drained(sink: Sink): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      sink.off('drain', done);
-      sink.off('close', done);
-      resolve();
-    };
-    sink.on('drain', done);
-    sink.on('close', done);
-  });
-}
 
 // ---------------------------------------------------------------------------------------------------
 // A started job: output, usage, exit, stop.

@@ -11,6 +11,7 @@ import tar from 'tar-stream';
 import { DomainError } from '../../errors.ts';
 import type { ContextLimits } from './limits.ts';
 import { isMissing, quote, resolveInside } from './paths.ts';
+import { drained } from '../../../util/drained.ts';
 
 type Extract = ReturnType<typeof tar.extract>;
 type Entry = Extract extends AsyncIterable<infer E> ? E : never;
@@ -116,17 +117,6 @@ function isGzip(head: Buffer): boolean {
   return head[0] === GZIP_MAGIC[0] && head[1] === GZIP_MAGIC[1];
 }
 
-function drained(stream: Extract): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      stream.off('drain', done);
-      stream.off('close', done);
-      resolve();
-    };
-    stream.on('drain', done);
-    stream.on('close', done);
-  });
-}
 
 // ---------------------------------------------------------------------------------------------------
 // Entries out: one checked write per archive entry.

@@ -9,6 +9,7 @@ import tar from 'tar-stream';
 import { DomainError } from '../../errors.ts';
 import type { ContextLimits } from './limits.ts';
 import { quote, resolveInside } from './paths.ts';
+import { drained } from '../../../util/drained.ts';
 
 type Pack = ReturnType<typeof tar.pack>;
 type Sink = ReturnType<Pack['entry']>;
@@ -112,14 +113,3 @@ async function copy(handle: Awaited<ReturnType<typeof open>>, size: number, sink
   sink.end(undefined); // (streamx types insist on an argument)
 }
 
-function drained(sink: Sink): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      sink.off('drain', done);
-      sink.off('close', done);
-      resolve();
-    };
-    sink.on('drain', done);
-    sink.on('close', done);
-  });
-}
