@@ -26,7 +26,7 @@ import { startTestServer } from '../support/server.ts';
 import { buildLog, startBuild, tarball, waitForBuild } from '../support/builds.ts';
 import { multipartRequest } from '../support/multipart.ts';
 import { startRegistry } from '../support/registry.ts';
-import { connectWs, subscribe } from '../support/ws-client.ts';
+import { connectWs, drain, subscribe } from '../support/ws-client.ts';
 import { startGitServer } from '../support/git-server.ts';
 import { createHgRepo, startHgServer } from '../support/hg-server.ts';
 
@@ -517,18 +517,6 @@ describe('durability', () => {
   });
 });
 
-async function drain<T>(subscription: { next(timeoutMs?: number): Promise<{ data?: T | null }> }): Promise<T[keyof T][]> {
-  const items: T[keyof T][] = [];
-  for (;;) {
-    try {
-      const result = await subscription.next(15_000);
-      items.push(Object.values(result.data!)[0] as T[keyof T]);
-    } catch (error) {
-      if ((error as Error).message === 'the subscription completed') return items;
-      throw error;
-    }
-  }
-}
 
 async function until(predicate: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;

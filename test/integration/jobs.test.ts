@@ -31,7 +31,7 @@ import { startTestServer } from '../support/server.ts';
 import { startBuild, waitForBuild } from '../support/builds.ts';
 import { addJob, createPipeline, jobLog, waitForJob, waitForPipeline } from '../support/jobs.ts';
 import { multipartRequest } from '../support/multipart.ts';
-import { connectWs, subscribe } from '../support/ws-client.ts';
+import { connectWs, drain, subscribe } from '../support/ws-client.ts';
 
 const docker = new Docker({ socketPath: '/var/run/docker.sock' });
 const settings = {
@@ -446,16 +446,4 @@ function readZip(bytes: Uint8Array): Record<string, string> {
   writeFileSync(file, bytes);
   const script = 'import json,sys,zipfile; z=zipfile.ZipFile(sys.argv[1]); print(json.dumps({n: z.read(n).decode() for n in z.namelist()}))';
   return JSON.parse(execFileSync('python3', ['-c', script, file], { encoding: 'utf8' })) as Record<string, string>;
-}
-
-async function drain<T>(subscription: { next(timeoutMs?: number): Promise<{ data?: T | null }> }): Promise<T[keyof T][]> {
-  const items: T[keyof T][] = [];
-  for (;;) {
-    try {
-      items.push(Object.values((await subscription.next(15_000)).data!)[0] as T[keyof T]);
-    } catch (error) {
-      if ((error as Error).message === 'the subscription completed') return items;
-      throw error;
-    }
-  }
 }

@@ -79,3 +79,16 @@ export function subscribe<TData, TVariables extends Record<string, unknown>>(
     },
   };
 }
+
+/** Every result a subscription yields until it completes (the first field of each result's data). */
+export async function drain<T>(subscription: { next(timeoutMs?: number): Promise<{ data?: T | null }> }): Promise<T[keyof T][]> {
+  const items: T[keyof T][] = [];
+  for (;;) {
+    try {
+      items.push(Object.values((await subscription.next(15_000)).data!)[0] as T[keyof T]);
+    } catch (error) {
+      if ((error as Error).message === 'the subscription completed') return items;
+      throw error;
+    }
+  }
+}
