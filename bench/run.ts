@@ -2,29 +2,42 @@
 // PostgreSQL, Redis and the Docker engine) and their baselines in the same run, and prints the table.
 //
 //   BENCH_QUICK=1          small sizes (a smoke run of a few minutes)
+//   BENCH_SOURCE=<ref>     run the servers from a snapshot of that commit (git archive into /tmp), not the working tree
 //   BENCH_PROFILE=1        V8 CPU profile of each Dockyard server, summarised after its scenario
+//   BENCH_TRACE=1          time the servers' engine requests and SQL queries (bench/lib/trace.ts); scenarios
+//                          that know what to do with it print a breakdown (the figures are then a little slower)
 //   BENCH_DATABASE_URL     PostgreSQL server to make the scratch database on (postgres://root@127.0.0.1:5432/postgres)
 //   BENCH_DATABASE_NAME    the scratch database, dropped and made again at the start (dockyard_bench)
 //   BENCH_REDIS_URL        Redis (redis://127.0.0.1:6379)
 //   BENCH_KEEP=1           keep the database and the data directory at the end
+//   BENCH_SERVER_NODE_ARGS extra node flags for the Dockyard servers (diagnostics: heap snapshots…)
+//   BENCH_<SIZE>=n         a scenario's size (see ctx.param in the scenarios), e.g. BENCH_THROUGHPUT_SUBSCRIBERS=10
 import { randomBytes } from 'node:crypto';
-import { execFileSync } from 'node:child_process';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { createFixture, type Fixture } from './lib/dockyard.ts';
-import { removeBenchObjects, setRunLabel } from './lib/engine.ts';
+import { removeBenchObjects, setRunLabel, traceRawEngine } from './lib/engine.ts';
 import { formatProfile, summarizeProfile } from './lib/profile.ts';
 import type { BenchContext, Scenario, ScenarioResult } from './lib/scenario.ts';
-import { newestProfile, recreateDatabase, ROOT, startServer, type DockyardServer } from './lib/server.ts';
+import { newestProfile, onInterrupt, recreateDatabase, startServer, type DockyardServer } from './lib/server.ts';
+import { resolveSource } from './lib/source.ts';
 import { num } from './lib/stats.ts';
 import { WsConnection } from './lib/subscriber.ts';
+import { api } from './scenarios/api.ts';
+import { buildOverhead } from './scenarios/build-overhead.ts';
+import { fanOut } from './scenarios/fan-out.ts';
 import { jobOverhead } from './scenarios/job-overhead.ts';
+import { logLatency } from './scenarios/log-latency.ts';
+import { logThroughput } from './scenarios/log-throughput.ts';
+import { queue } from './scenarios/queue.ts';
+import { uploads } from './scenarios/uploads.ts';
 
-export const SCENARIOS: Scenario[] = [jobOverhead];
+export const SCENARIOS: Scenario[] = [jobOverhead, buildOverhead, logLatency, logThroughput, fanOut, api, queue, uploads];
 
 const quick = process.env.BENCH_QUICK === '1';
 const profiling = process.env.BENCH_PROFILE === '1';
+const tracing = process.env.BENCH_TRACE === '1';
 const keep = process.env.BENCH_KEEP === '1';
 
 async function main(): Promise<void> {
@@ -38,13 +51,16 @@ async function main(): Promise<void> {
 
   const runId = `${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
   setRunLabel(runId);
+  if (tracing) traceRawEngine();
   const workDir = path.join(os.tmpdir(), `dockyard-bench-${runId}`);
   await mkdir(workDir, { recursive: true });
   const databaseUrl = await recreateDatabase(
     process.env.BENCH_DATABASE_URL ?? 'postgres://root@127.0.0.1:5432/postgres',
     process.env.BENCH_DATABASE_NAME ?? 'dockyard_bench',
   );
+  const source = resolveSource(process.env.BENCH_SOURCE);
   const serverBase = {
+    sourceRoot: source.root,
     databaseUrl,
     redisUrl: process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379',
     workDir,
@@ -52,7 +68,7 @@ async function main(): Promise<void> {
     secretKey: randomBytes(32).toString('base64'),
   };
   const log = (message: string) => console.log(`  ${new Date().toISOString().slice(11, 19)} ${message}`);
-  console.log(`Dockyard bench ${quick ? '(quick sizes) ' : ''}— ${describeMachine()}; work directory ${workDir}`);
+  console.log(`Dockyard bench ${quick ? '(quick sizes) ' : ''}— ${describeMachine()}; code ${source.describe()}; work directory ${workDir}`);
 
   let fixture: Fixture;
   {
@@ -63,6 +79,8 @@ async function main(): Promise<void> {
       await setup.stop();
     }
     log(`set up: user ${fixture.login}, image ${fixture.imageId} (${fixture.dockerImageId.slice(0, 19)})`);
+    const login = fixture.login;
+    onInterrupt(() => removeBenchObjects(login));
   }
 
   const results: { scenario: Scenario; result: ScenarioResult | null; error?: string; seconds: number }[] = [];
@@ -73,11 +91,20 @@ async function main(): Promise<void> {
     const ctx: BenchContext = {
       quick,
       size: (full, small) => (quick ? small : full),
+      param: (name, full, small) => {
+        const raw = process.env[`BENCH_${name}`];
+        const value = Number(raw);
+        return raw !== undefined && raw !== '' && Number.isFinite(value) && value >= 0 ? value : quick ? small : full;
+      },
       fixture,
       databaseUrl,
+      instanceId: serverBase.instanceId,
+      workDir,
+      tracing,
       log,
       startServer: async (env = {}) => {
-        const server = await startServer({ ...serverBase, label: scenario.name, env, cpuProfileDir: profiling ? profileDir : undefined });
+        const traceFile = tracing ? path.join(workDir, `trace-${scenario.name}-${servers.length + 1}.jsonl`) : undefined;
+        const server = await startServer({ ...serverBase, label: scenario.name, env, cpuProfileDir: profiling ? profileDir : undefined, traceFile });
         servers.push(server);
         return server;
       },
@@ -99,7 +126,7 @@ async function main(): Promise<void> {
     }
   }
 
-  await removeBenchObjects().catch((error: unknown) => console.error('could not remove the bench containers and images', error));
+  await removeBenchObjects(fixture.login).catch((error: unknown) => console.error('could not remove the bench containers and images', error));
   if (!keep) await rm(path.join(workDir, 'data'), { recursive: true, force: true });
 
   console.log(`\n${table(results)}\n`);
@@ -110,9 +137,9 @@ async function main(): Promise<void> {
   const file = path.join(workDir, 'results.json');
   await writeFile(
     file,
-    JSON.stringify({ date: new Date().toISOString(), commit: commit(), machine: describeMachine(), quick, results: results.map(({ scenario, result, error, seconds }) => ({ name: scenario.name, target: scenario.target, seconds, error, ...result })) }, null, 2),
+    JSON.stringify({ date: new Date().toISOString(), commit: source.describe(), machine: describeMachine(), quick, results: results.map(({ scenario, result, error, seconds }) => ({ name: scenario.name, target: scenario.target, seconds, error, ...result })) }, null, 2),
   );
-  console.log(`\nresults: ${file}; server logs: ${workDir}`);
+  console.log(`\ncode: ${source.describe()}\nresults: ${file}; server logs: ${workDir}`);
   process.exit(results.every((r) => r.result) ? 0 : 1);
 }
 
@@ -121,7 +148,7 @@ function table(results: { scenario: Scenario; result: ScenarioResult | null }[])
     scenario.name,
     result?.dockyard ?? 'failed',
     result?.baseline ?? '',
-    result?.ratio == null ? '' : `${num(result.ratio, 2)}×`,
+    result?.ratio == null ? '' : `${num(result.ratio, result.ratio < 0.1 ? 3 : 2)}×`,
     scenario.target,
     result ? (result.met ? 'yes' : 'no') : 'failed',
   ]);
@@ -134,17 +161,6 @@ function table(results: { scenario: Scenario; result: ScenarioResult | null }[])
 function describeMachine(): string {
   const cpus = os.cpus();
   return `${cpus.length} cores (${cpus[0]?.model.trim() ?? 'unknown CPU'}), ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, load ${os.loadavg()[0]!.toFixed(2)}`;
-}
-
-function commit(): string {
-  try {
-    const head = execFileSync('git', ['rev-parse', '--short=12', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim();
-    // --no-optional-locks: reading the status must not rewrite the index another engineer may be using.
-    const dirty = execFileSync('git', ['--no-optional-locks', 'status', '--porcelain', '--', 'src', 'migrations'], { cwd: ROOT, encoding: 'utf8' }).trim();
-    return dirty ? `${head} (with uncommitted changes in src/ or migrations/)` : head;
-  } catch {
-    return 'unknown';
-  }
 }
 
 await main();

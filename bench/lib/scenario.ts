@@ -7,10 +7,18 @@ export interface BenchContext {
   quick: boolean;
   /** The full size, or the quick one. */
   size<T>(full: T, quick: T): T;
+  /** A size that can also be set from the environment, as BENCH_<NAME> (e.g. to record a reduced size). */
+  param(name: string, full: number, quick: number): number;
   /** A fresh Dockyard process on the bench database, with these settings on top of the defaults. */
   startServer(env?: Record<string, string>): Promise<DockyardServer>;
   fixture: Fixture;
   databaseUrl: string;
+  /** This run's scratch directory (server logs, profiles, traces, results.json). */
+  workDir: string;
+  /** INSTANCE_ID of the bench servers: their job containers carry it as io.dockyard.instance. */
+  instanceId: string;
+  /** BENCH_TRACE=1: servers record their engine requests and SQL queries (server.traceFile). */
+  tracing: boolean;
   log(message: string): void;
 }
 

@@ -6,19 +6,23 @@ import { mkdir, readFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
 
-export const ROOT = path.resolve(import.meta.dirname, '../..');
+const REPO = path.resolve(import.meta.dirname, '../..');
 
 export interface ServerOptions {
   databaseUrl: string;
   redisUrl: string;
   /** Scratch directory of this bench run; each server gets DATA_DIR and a log file under it. */
   workDir: string;
+  /** Where the code under test is (see source.ts): `node src/main.ts` runs there. */
+  sourceRoot: string;
   instanceId: string;
   secretKey: string;
   /** Settings on top of the bench defaults (JOB_CONCURRENCY, UPLOAD_MAX_MB…). */
   env?: Record<string, string>;
   /** Write a V8 CPU profile of the server into this directory (written when it exits). */
   cpuProfileDir?: string | undefined;
+  /** Time every engine request and SQL query of the server into this file (see trace.ts). */
+  traceFile?: string | undefined;
   label: string;
 }
 
@@ -28,6 +32,7 @@ export interface DockyardServer {
   graphqlUrl: string;
   wsUrl: string;
   logFile: string;
+  traceFile: string | undefined;
   /** VmRSS and VmHWM (peak) of the server process, in bytes. */
   memory(): Promise<{ rss: number; peak: number }>;
   /** SIGTERM, and waits for the exit (the CPU profile is written then). */
@@ -58,8 +63,15 @@ export async function startServer(options: ServerOptions): Promise<DockyardServe
     JOB_STOP_GRACE_SECONDS: '1',
     ...options.env,
   };
-  const args = [...(options.cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfileDir}`] : []), 'src/main.ts'];
-  const child = spawn(process.execPath, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const args = [
+    // Extra node flags for diagnostics (e.g. --heapsnapshot-near-heap-limit=1 --max-old-space-size=400).
+    ...(process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean),
+    ...(options.cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfileDir}`] : []),
+    ...(options.traceFile ? ['--import', path.join(import.meta.dirname, 'trace.ts')] : []),
+    'src/main.ts',
+  ];
+  if (options.traceFile) env.BENCH_TRACE_FILE = options.traceFile;
+  const child = spawn(process.execPath, args, { cwd: options.sourceRoot, env, stdio: ['ignore', 'pipe', 'pipe'] });
   child.stdout.pipe(log, { end: false });
   child.stderr.pipe(log, { end: false });
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
@@ -83,6 +95,7 @@ export async function startServer(options: ServerOptions): Promise<DockyardServe
     graphqlUrl: `${url}/graphql`,
     wsUrl: `${url.replace(/^http/, 'ws')}/graphql`,
     logFile,
+    traceFile: options.traceFile,
     memory: () => processMemory(child.pid!),
     stop: async () => {
       liveChildren.delete(child);
@@ -95,11 +108,29 @@ export async function startServer(options: ServerOptions): Promise<DockyardServe
   };
 }
 
-/** Children still running when the bench is interrupted: killed on exit, by their own pid only. */
+/** Children still running when the bench ends or is interrupted: stopped by their own pid only. */
 const liveChildren = new Set<ChildProcess>();
+let interruptCleanup: () => Promise<void> = async () => {};
+
+/** What to remove from the engine when the bench is interrupted (Ctrl-C) after the servers have stopped. */
+export function onInterrupt(cleanup: () => Promise<void>): void {
+  interruptCleanup = cleanup;
+}
+
 process.on('exit', () => {
   for (const child of liveChildren) child.kill('SIGKILL');
 });
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    console.error(`bench: ${signal}: stopping the servers (they end their running jobs) and removing this run's containers and images`);
+    const exits = [...liveChildren].map((child) => new Promise((resolve) => (child.exitCode !== null ? resolve(null) : child.once('exit', resolve))));
+    for (const child of liveChildren) child.kill('SIGTERM');
+    const within = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms).unref());
+    void Promise.race([Promise.all(exits), within(10_000)])
+      .then(() => Promise.race([interruptCleanup().catch(() => {}), within(20_000)]))
+      .finally(() => process.exit(130));
+  });
+}
 
 export async function processMemory(pid: number): Promise<{ rss: number; peak: number }> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8');
@@ -163,4 +194,37 @@ export async function query<T extends pg.QueryResultRow>(databaseUrl: string, sq
   } finally {
     await client.end();
   }
+}
+
+/** The API baseline (bare-yoga.ts) as its own process, like Dockyard. */
+export async function startBareYoga(logFile: string): Promise<{ pid: number; graphqlUrl: string; stop(): Promise<void> }> {
+  const log = createWriteStream(logFile);
+  const child = spawn(process.execPath, [path.join(import.meta.dirname, 'bare-yoga.ts')], { cwd: REPO, env: { PATH: process.env.PATH ?? '', NODE_ENV: 'production' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stderr.pipe(log);
+  const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
+  const url = await new Promise<string>((resolve, reject) => {
+    child.stdout.on('data', (chunk: Buffer) => {
+      const match = /listening on (http:\/\/\S+)/.exec(chunk.toString());
+      if (match) resolve(match[1]!);
+    });
+    void exited.then(() => reject(new Error(`the bare yoga server exited; see ${logFile}`)));
+  });
+  liveChildren.add(child);
+  return {
+    pid: child.pid!,
+    graphqlUrl: `${url}/graphql`,
+    stop: async () => {
+      liveChildren.delete(child);
+      child.kill('SIGTERM');
+      await exited;
+      log.end();
+    },
+  };
+}
+
+/** CPU seconds (user + system) a process has used so far. */
+export async function processCpuSeconds(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
 }

@@ -2,10 +2,11 @@
 // graphql-ws, against create + attach + start + wait + remove of the same container on the engine API.
 import { Gql } from '../lib/graphql.ts';
 import { createJob, followJob, submit } from '../lib/dockyard.ts';
-import { runRaw } from '../lib/engine.ts';
+import { engineCpuSeconds, runRaw } from '../lib/engine.ts';
 import { alternate, type Scenario } from '../lib/scenario.ts';
 import { ratio, summarize, withSpread } from '../lib/stats.ts';
 import { WsConnection } from '../lib/subscriber.ts';
+import { printBreakdown } from '../lib/trace-report.ts';
 
 const COMMAND = ['echo', 'hello from a bench job'];
 const TARGET = 1.1;
@@ -19,6 +20,17 @@ export const jobOverhead: Scenario = {
     const gql = new Gql(server.graphqlUrl, ctx.fixture.token);
     const connection = await WsConnection.open(server.wsUrl, ctx.fixture.token);
     const setupMs: number[] = [];
+    const dockyardWindows: [number, number][] = [];
+    const rawWindows: [number, number][] = [];
+    const engineCpu = { dockyard: [] as number[], raw: [] as number[] };
+    const measureEngine = async <T>(into: number[], work: () => Promise<T>): Promise<T> => {
+      const before = await engineCpuSeconds();
+      const result = await work();
+      into.push(((await engineCpuSeconds()) ?? Number.NaN) - (before ?? Number.NaN));
+      return result;
+    };
+    let a: number[];
+    let b: number[];
     try {
       const dockyardRun = async () => {
         const setupStart = performance.now();
@@ -30,36 +42,44 @@ export const jobOverhead: Scenario = {
         await submit(gql, pipelineId);
         const { state, arrivedAt } = await followed.ended;
         if (state !== 'SUCCEEDED') throw new Error(`job ${jobId} ended ${state}`);
+        dockyardWindows.push([start, arrivedAt]);
         return arrivedAt - start;
       };
       const rawRun = async () => {
         const start = Date.now();
         const { exitCode } = await runRaw(ctx.fixture.dockerImageId, COMMAND);
         if (exitCode !== 0) throw new Error(`raw run exited ${exitCode}`);
+        rawWindows.push([start, Date.now()]);
         return Date.now() - start;
       };
       // One of each first, not counted: the engine and the server warm up.
       await dockyardRun();
       await rawRun();
       setupMs.length = 0;
-      const { a, b } = await alternate(rounds, dockyardRun, rawRun);
-      const dockyard = summarize(a);
-      const raw = summarize(b);
-      const r = ratio(dockyard.median, raw.median);
-      return {
-        dockyard: withSpread(dockyard, 'ms', 0),
-        baseline: withSpread(raw, 'ms', 0),
-        ratio: r,
-        met: r <= TARGET,
-        notes: [
-          `${rounds} alternating runs each; Dockyard: submitPipeline → jobUpdated SUCCEEDED (graphql-ws); raw: create, attach, start, wait, remove of the job template's container (same image, argv, limits, hardening; no /inbox, /outbox volumes).`,
-          `Not counted above: createPipeline + addJob + subscribing, median ${Math.round(summarize(setupMs).median)} ms.`,
-        ],
-        data: { rounds, dockyardMs: a, rawMs: b, setupMs },
-      };
+      ({ a, b } = await alternate(
+        rounds,
+        () => measureEngine(engineCpu.dockyard, dockyardRun),
+        () => measureEngine(engineCpu.raw, rawRun),
+      ));
     } finally {
       connection.close();
       await server.stop();
     }
+    if (server.traceFile) await printBreakdown(ctx.log, server.traceFile, dockyardWindows.slice(-rounds), rawWindows.slice(-rounds));
+    const dockyard = summarize(a);
+    const raw = summarize(b);
+    const r = ratio(dockyard.median, raw.median);
+    return {
+      dockyard: withSpread(dockyard, 'ms', 0),
+      baseline: withSpread(raw, 'ms', 0),
+      ratio: r,
+      met: r <= TARGET,
+      notes: [
+        `${rounds} alternating runs each (after one warm-up run each); Dockyard: submitPipeline → jobUpdated SUCCEEDED (graphql-ws); raw: create, attach, start, wait, remove of the job template's container (same image, argv, limits, hardening; without the /inbox and /outbox volumes).`,
+        `Not counted above: createPipeline + addJob + subscribing, median ${Math.round(summarize(setupMs).median)} ms.`,
+        `Engine CPU (dockerd + containerd + helpers) per run, median: ${Math.round(summarize(engineCpu.dockyard).median * 1000)} ms with Dockyard, ${Math.round(summarize(engineCpu.raw).median * 1000)} ms raw. BENCH_TRACE=1 prints every engine request and SQL query of a job.`,
+      ],
+      data: { rounds, dockyardMs: a, rawMs: b, setupMs, engineCpuSeconds: engineCpu },
+    };
   },
 };
