@@ -9,7 +9,7 @@
 //   BENCH_DATABASE_URL     PostgreSQL server to make the scratch database on (postgres://root@127.0.0.1:5432/postgres)
 //   BENCH_DATABASE_NAME    the scratch database, dropped and made again at the start (dockyard_bench)
 //   BENCH_REDIS_URL        Redis (redis://127.0.0.1:6379)
-//   BENCH_KEEP=1           keep the database and the data directory at the end
+//   BENCH_KEEP=1           keep the data directory at the end (the database stays until the next run anyway)
 //   BENCH_SERVER_NODE_ARGS extra node flags for the Dockyard servers (diagnostics: heap snapshots…)
 //   BENCH_<SIZE>=n         a scenario's size (see ctx.param in the scenarios), e.g. BENCH_THROUGHPUT_SUBSCRIBERS=10
 import { randomBytes } from 'node:crypto';
@@ -33,7 +33,7 @@ import { logThroughput } from './scenarios/log-throughput.ts';
 import { queue } from './scenarios/queue.ts';
 import { uploads } from './scenarios/uploads.ts';
 
-export const SCENARIOS: Scenario[] = [jobOverhead, buildOverhead, logLatency, logThroughput, fanOut, api, queue, uploads];
+const SCENARIOS: Scenario[] = [jobOverhead, buildOverhead, logLatency, logThroughput, fanOut, api, queue, uploads];
 
 const quick = process.env.BENCH_QUICK === '1';
 const profiling = process.env.BENCH_PROFILE === '1';
