@@ -62,6 +62,10 @@ export interface ContainerEngine {
   removeImage(reference: string): Promise<void>;
   /** Whether the engine may talk plain HTTP to this registry (`host[:port]`): listed or in an insecure range. */
   allowsPlainHttp(registry: string): Promise<boolean>;
-  /** Removes every image carrying this label value (what the service built for one of its images). */
-  removeImagesLabelled(label: string, value: string): Promise<number>;
+  /**
+   * Removes every engine image tagged in this repository (every build of one Dockyard image keeps at
+   * least its version tag there). Repositories are unique per user, so unlike ids they cannot name
+   * another deployment's images on a shared engine.
+   */
+  removeRepository(repository: string): Promise<number>;
 }

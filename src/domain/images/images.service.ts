@@ -44,7 +44,7 @@ export class ImagesService {
     if ((await em.count(Job, { image: image.id })) > 0) {
       throw new DomainError('CONFLICT', 'Jobs use this image; remove them (or their pipelines) first.');
     }
-    await this.#engine.removeImagesLabelled('io.dockyard.image', String(image.id));
+    await this.#engine.removeRepository(image.repository);
     const builds = await em.find(Build, { image: image.id }, { fields: ['id'] });
     await em.transactional(async (tx) => {
       await tx.nativeDelete(LogLine, { source: 'build', sourceId: { $in: builds.map((b) => b.id) } });

@@ -118,8 +118,8 @@ export class DockerEngine implements ContainerEngine {
     return ranges.check(host, family === 6 ? 'ipv6' : 'ipv4');
   }
 
-  async removeImagesLabelled(label: string, value: string): Promise<number> {
-    const images = await this.docker.listImages({ filters: labelFilter(label, value) });
+  async removeRepository(repository: string): Promise<number> {
+    const images = await this.docker.listImages({ filters: JSON.stringify({ reference: [repository] }) });
     for (const image of images) await this.removeImage(image.Id);
     return images.length;
   }
@@ -131,10 +131,6 @@ export class DockerEngine implements ContainerEngine {
       if ((error as { statusCode?: number }).statusCode !== 404) throw error;
     }
   }
-}
-
-export function labelFilter(label: string, value: string): string {
-  return JSON.stringify({ label: [`${label}=${value}`] });
 }
 
 /** Reads the engine's newline-delimited JSON progress stream; a throwing handler ends it with that error. */
