@@ -88,7 +88,11 @@ export class LogsService {
   }
 }
 
-/** Buffers lines and stores them in batches (every `intervalMs` or `batchSize` lines), numbering them in order. */
+/**
+ * Stores lines in order, numbering them. A line written while nothing is being stored is stored at
+ * once; lines written while an insert runs are stored together by the next one (at most one waits),
+ * so latency stays one insert and batches grow with the rate.
+ */
 export class LogWriter {
   readonly #logs: LogsService;
   readonly #source: LogSource;
@@ -96,44 +100,37 @@ export class LogWriter {
   #nextSeq: number;
   #buffer: NewLogLine[] = [];
   #flushing: Promise<void> = Promise.resolve();
-  #timer: NodeJS.Timeout | null = null;
-  readonly #intervalMs: number;
+  /** A flush is queued behind the one in flight and will take whatever is buffered. */
+  #queued = false;
   readonly #batchSize: number;
 
-  constructor(logs: LogsService, source: LogSource, sourceId: number, nextSeq: number, options: { intervalMs?: number; batchSize?: number } = {}) {
+  constructor(logs: LogsService, source: LogSource, sourceId: number, nextSeq: number, options: { batchSize?: number } = {}) {
     this.#logs = logs;
     this.#source = source;
     this.#sourceId = sourceId;
     this.#nextSeq = nextSeq;
-    this.#intervalMs = options.intervalMs ?? 50;
-    this.#batchSize = options.batchSize ?? 500;
-  }
-
-  /** Lines written so far (stored or buffered). */
-  get lineCount(): number {
-    return this.#nextSeq - 1 + this.#buffer.length;
+    this.#batchSize = options.batchSize ?? 5000;
   }
 
   write(stream: LogStream, text: string): void {
     this.#buffer.push({ stream, text: storable(text), at: new Date() });
-    if (this.#buffer.length >= this.#batchSize) void this.flush().catch(() => {});
-    else this.#timer ??= setTimeout(() => void this.flush().catch(() => {}), this.#intervalMs);
+    if (!this.#queued) void this.flush().catch(() => {});
   }
 
   /** Stores what is buffered. A failed batch stays buffered and is tried again by the next flush. */
   flush(): Promise<void> {
-    if (this.#timer) clearTimeout(this.#timer);
-    this.#timer = null;
+    this.#queued = true;
     this.#flushing = this.#flushing.catch(() => {}).then(async () => {
-      if (this.#buffer.length === 0) return;
-      const batch = this.#buffer;
-      this.#buffer = [];
-      try {
-        await this.#logs.append(this.#source, this.#sourceId, this.#nextSeq, batch);
-        this.#nextSeq += batch.length;
-      } catch (error) {
-        this.#buffer = [...batch, ...this.#buffer];
-        throw error;
+      this.#queued = false;
+      while (this.#buffer.length > 0) {
+        const batch = this.#buffer.splice(0, this.#batchSize);
+        try {
+          await this.#logs.append(this.#source, this.#sourceId, this.#nextSeq, batch);
+          this.#nextSeq += batch.length;
+        } catch (error) {
+          this.#buffer = [...batch, ...this.#buffer];
+          throw error;
+        }
       }
     });
     return this.#flushing;
