@@ -1,13 +1,11 @@
 // Image builds end to end on the real Docker engine (FROM busybox), PostgreSQL, Redis and a real
 // local registry: every source, the states, logs (stored and live), push, cancel, timeout, limits,
 // ownership and deletion.
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import Docker from 'dockerode';
-import { afterAll, describe, expect, it, onTestFinished } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import {
   BuildDocument,
   BuildLogLinesDocument,
@@ -26,6 +24,7 @@ import { startTestServer } from '../support/server.ts';
 import { buildLog, startBuild, tarball, waitForBuild } from '../support/builds.ts';
 import { multipartRequest } from '../support/multipart.ts';
 import { startRegistry } from '../support/registry.ts';
+import { startFileServer } from '../support/file-server.ts';
 import { connectWs, drain, subscribe } from '../support/ws-client.ts';
 import { startGitServer } from '../support/git-server.ts';
 import { createHgRepo, startHgServer } from '../support/hg-server.ts';
@@ -37,16 +36,7 @@ const alice = await loggedInUser(server.graphqlUrl, 'alice');
 const bob = await loggedInUser(server.graphqlUrl, 'bob');
 const name = (prefix: string) => `${prefix}-${Math.random().toString(36).slice(2, 8)}`;
 
-/** Serves files over http on loopback (tarball URLs). */
-const files = new Map<string, Uint8Array>();
-const fileServer = createServer((req, res) => {
-  const body = files.get(req.url ?? '');
-  if (!body) return void res.writeHead(404).end();
-  res.writeHead(200, { 'content-type': 'application/gzip' }).end(body);
-});
-await new Promise<void>((resolve) => fileServer.listen(0, '127.0.0.1', resolve));
-afterAll(() => new Promise<void>((resolve) => fileServer.close(() => resolve())));
-const fileUrl = (urlPath: string) => `http://127.0.0.1:${(fileServer.address() as AddressInfo).port}${urlPath}`;
+const { files, url: fileUrl } = await startFileServer();
 
 describe('sources', () => {
   it('builds a Dockerfile with attached files at the root of the context', async () => {

@@ -4,31 +4,23 @@
 // request's credentials, and the error cases.
 import { execFile } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { afterAll, describe, expect, it, onTestFinished } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { CreateApiTokenDocument } from '../generated/graphql.ts';
 import { loggedInUser, type TestUser } from '../support/accounts.ts';
 import { tarball } from '../support/builds.ts';
 import { startGitServer, type GitServer } from '../support/git-server.ts';
 import { startRegistry, type TestRegistry } from '../support/registry.ts';
+import { startFileServer } from '../support/file-server.ts';
 import { startTestServer, type TestServer } from '../support/server.ts';
 
 const run = promisify(execFile);
 const work = mkdtempSync(path.join(tmpdir(), 'dockyard-rest-boatyard-'));
 
 /** Serves tarballs over http on loopback (tar_url). */
-const files = new Map<string, Uint8Array>();
-const fileServer = createServer((req, res) => {
-  const body = files.get(req.url ?? '');
-  if (!body) return void res.writeHead(404).end();
-  res.writeHead(200, { 'content-type': 'application/gzip' }).end(body);
-});
-await new Promise<void>((resolve) => fileServer.listen(0, '127.0.0.1', resolve));
-afterAll(() => new Promise<void>((resolve) => fileServer.close(() => resolve())));
+const { files, url: fileUrl } = await startFileServer();
 
 type Json = any; // eslint-disable-line @typescript-eslint/no-explicit-any -- wire JSON, checked field by field
 
@@ -114,7 +106,7 @@ describe("the seed's builds", () => {
   it('from a tarball URL (keys in any case), and from a GitHub repository at a tag on BOATYARD_GIT_BASE_URL', { timeout: 120_000 }, async () => {
     const { call, statuses, manifest, registry } = await boatyard();
     files.set('/v1.0.tar.gz', await tarball({ Dockerfile: 'FROM busybox\nRUN echo from a tarball url\n' }, true));
-    const url = `http://127.0.0.1:${(fileServer.address() as AddressInfo).port}/v1.0.tar.gz`;
+    const url = fileUrl('/v1.0.tar.gz');
     const fromUrl = await call('POST', '/api/v1/build', { Image_Name: 'user/from-url', Username: registry.username, Password: registry.password, Email: 'user@example.com', Tar_Url: url });
     const fromGithub = await call('POST', '/api/v1/build', {
       image_name: 'user/from-github', ...manifest, github_username: 'tutumcloud', github_reponame: 'docker-hello-world', github_tag: 'v1.0',
