@@ -14,6 +14,7 @@ import {
   CreateApiTokenDocument,
   DeletePipelineDocument,
   JobDocument,
+  JobLogChunksDocument,
   JobLogLinesDocument,
   JobUpdatedDocument,
   MoveJobDocument,
@@ -401,6 +402,30 @@ describe('live logs over graphql-ws', () => {
       if (state === 'SUCCEEDED') break;
     }
     expect(seen).toEqual(expect.arrayContaining(['RUNNING', 'SUCCEEDED']));
+    await ws.dispose();
+  });
+
+  it('jobLogChunks gives a fast log in chunks of consecutive lines, complete, to a viewer from the start and one resuming', async () => {
+    const pipelineId = await createPipeline(alice.client, 'chunks');
+    const job = await addJob(alice.client, { pipelineId, imageId, commandLine: 'seq 1 20000' });
+    const expected = Array.from({ length: 20_000 }, (_, i) => `${i + 1}\n`).join('');
+    const ws = connectWs(server.wsUrl, { cookie: alice.client.cookieHeader }).client;
+    const fromStart = subscribe(ws, JobLogChunksDocument, { jobId: job.id });
+    await alice.client.request(SubmitPipelineDocument, { id: pipelineId });
+
+    const chunks = await drain(fromStart);
+    // Fewer messages than lines: lines stored together travel together.
+    expect(chunks.length).toBeLessThan(20_000);
+    expect(chunks.map((c) => c.text).join('')).toBe(expected);
+    chunks.forEach((chunk, i) => {
+      expect(chunk.firstSeq).toBe(i === 0 ? 1 : chunks[i - 1]!.lastSeq + 1);
+      expect(chunk.lines.map((l) => l.seq)).toEqual(Array.from({ length: chunk.lastSeq - chunk.firstSeq + 1 }, (_, k) => chunk.firstSeq + k));
+      expect(new Set(chunk.lines.map((l) => l.stream))).toEqual(new Set(['stdout']));
+    });
+
+    const resumed = await drain(subscribe(ws, JobLogChunksDocument, { jobId: job.id, afterSeq: 19_990 }));
+    expect(resumed.map((c) => c.text).join('')).toBe(expected.slice(expected.indexOf('\n19991\n') + 1));
+    expect(resumed[0]!.firstSeq).toBe(19_991);
     await ws.dispose();
   });
 });

@@ -4,7 +4,7 @@ import { parseId } from '../../graphql/ids.ts';
 import { KeyValueInput, KeyValueRef, keyValues } from '../../graphql/key-value.ts';
 import { DomainError } from '../errors.ts';
 import { ImageRef } from '../images/images.schema.ts';
-import { LogLineRef } from '../logs/logs.schema.ts';
+import { eachLine, LogChunkRef, LogLineRef } from '../logs/logs.schema.ts';
 import { BUILD_PHASES, BUILD_STATES, type Build, type BuildSource } from './build.entity.ts';
 import type { BuildSourceInput, StartBuildInput } from './builds.service.ts';
 import { incomingFile } from '../../graphql/uploads.ts';
@@ -182,8 +182,16 @@ builder.subscriptionFields((t) => ({
     description: 'The build output after `afterSeq` (stored lines first, then live), each line once, in order; completes when the build has finished.',
     authScopes: { user: true },
     args: { buildId: t.arg.id({ required: true }), afterSeq: t.arg.int({ defaultValue: 0 }) },
-    subscribe: (_root, args, { viewer, services }) => services.builds.followLogs(viewer!.user, parseId(args.buildId), args.afterSeq ?? 0),
+    subscribe: async (_root, args, { viewer, services }) => eachLine(await services.builds.followLogs(viewer!.user, parseId(args.buildId), args.afterSeq ?? 0)),
     resolve: (line) => line,
+  }),
+  buildLogChunks: t.field({
+    type: LogChunkRef,
+    description: "Like buildLogLines, in chunks of consecutive lines: what a log viewer wants for a fast log (one message per chunk, not per line).",
+    authScopes: { user: true },
+    args: { buildId: t.arg.id({ required: true }), afterSeq: t.arg.int({ defaultValue: 0 }) },
+    subscribe: (_root, args, { viewer, services }) => services.builds.followLogs(viewer!.user, parseId(args.buildId), args.afterSeq ?? 0),
+    resolve: (chunk) => chunk,
   }),
   buildUpdated: t.field({
     type: BuildRef,

@@ -176,7 +176,7 @@ export class BuildsService {
    * Stored lines after `afterSeq`, then live lines, until the build has finished and every line was given.
    * Ownership is checked before the stream is returned, so a refusal is an ordinary GraphQL error.
    */
-  async followLogs(user: User, id: number, afterSeq: number): Promise<AsyncGenerator<LogLine>> {
+  async followLogs(user: User, id: number, afterSeq: number): Promise<AsyncGenerator<LogLine[]>> {
     await this.get(user, id);
     return this.#deps.logs.follow('build', id, afterSeq, () => this.isFinished(id));
   }

@@ -5,7 +5,7 @@ import { parseId } from '../../graphql/ids.ts';
 import { incomingFile } from '../../graphql/uploads.ts';
 import { KeyValueInput, KeyValueRef, keyValues } from '../../graphql/key-value.ts';
 import { ImageRef } from '../images/images.schema.ts';
-import { LogLineRef } from '../logs/logs.schema.ts';
+import { eachLine, LogChunkRef, LogLineRef } from '../logs/logs.schema.ts';
 import { PIPELINE_STATES, type Pipeline } from '../pipelines/pipeline.entity.ts';
 import { JOB_STATES, type Attachment, type Job, type JobResult } from './job.entity.ts';
 
@@ -220,8 +220,16 @@ builder.subscriptionFields((t) => ({
     description: "The job's output after `afterSeq` (stored lines first, then live), each line once, in order; completes when the job has ended.",
     authScopes: { user: true },
     args: { jobId: t.arg.id({ required: true }), afterSeq: t.arg.int({ defaultValue: 0 }) },
-    subscribe: (_root, args, { viewer, services }) => services.jobs.followLogs(viewer!.user, parseId(args.jobId), args.afterSeq ?? 0),
+    subscribe: async (_root, args, { viewer, services }) => eachLine(await services.jobs.followLogs(viewer!.user, parseId(args.jobId), args.afterSeq ?? 0)),
     resolve: (line) => line,
+  }),
+  jobLogChunks: t.field({
+    type: LogChunkRef,
+    description: "Like jobLogLines, in chunks of consecutive lines: what a log viewer wants for a fast log (one message per chunk, not per line).",
+    authScopes: { user: true },
+    args: { jobId: t.arg.id({ required: true }), afterSeq: t.arg.int({ defaultValue: 0 }) },
+    subscribe: (_root, args, { viewer, services }) => services.jobs.followLogs(viewer!.user, parseId(args.jobId), args.afterSeq ?? 0),
+    resolve: (chunk) => chunk,
   }),
   jobUpdated: t.field({
     type: JobRef,

@@ -211,8 +211,8 @@ export class JobsService {
     return this.#deps.logs.read('job', id, afterSeq, Math.min(Math.max(limit, 1), 5000));
   }
 
-  /** Stored lines after `afterSeq`, then live ones, until the job has ended and every line was given. */
-  async followLogs(user: User, id: number, afterSeq: number): Promise<AsyncGenerator<LogLine>> {
+  /** Stored lines after `afterSeq`, then live ones, in chunks of consecutive lines, until the job has ended and every line was given. */
+  async followLogs(user: User, id: number, afterSeq: number): Promise<AsyncGenerator<LogLine[]>> {
     await this.get(user, id);
     return this.#deps.logs.follow('job', id, afterSeq, async () => {
       const job = await this.#deps.orm.em.fork().findOne(Job, { id }, { fields: ['state'] });

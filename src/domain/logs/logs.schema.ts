@@ -16,3 +16,23 @@ export const LogLineRef = builder.objectRef<LogLine>('LogLine').implement({
     at: t.expose('at', { type: 'DateTime' }),
   }),
 });
+
+/** Consecutive lines, as they were stored together: what the chunk subscriptions deliver. */
+export const LogChunkRef = builder.objectRef<LogLine[]>('LogChunk').implement({
+  description:
+    'Consecutive lines of output (at most 5,000), as they were stored together. A fast log gives large chunks and a slow one chunks of one line; pass `lastSeq` as `afterSeq` to resume.',
+  fields: (t) => ({
+    firstSeq: t.int({ resolve: (lines) => lines[0]!.seq }),
+    lastSeq: t.int({ resolve: (lines) => lines.at(-1)!.seq }),
+    text: t.string({
+      description: "The lines' text, each followed by a newline: the cheap way to show a log (no object per line).",
+      resolve: (lines) => lines.map((line) => `${line.text}\n`).join(''),
+    }),
+    lines: t.field({ type: [LogLineRef], resolve: (lines) => lines }),
+  }),
+});
+
+/** One line at a time, for the line subscriptions. */
+export async function* eachLine(chunks: AsyncGenerator<LogLine[]>): AsyncGenerator<LogLine> {
+  for await (const lines of chunks) yield* lines;
+}

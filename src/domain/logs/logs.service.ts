@@ -1,15 +1,18 @@
 // Log lines of builds (and jobs): stored in PostgreSQL with a gap-free sequence number per source,
 // announced on the event bus after they are stored, and followed by readers who replay from the
-// database after the last line they saw. Redis only wakes readers; it never carries the lines.
+// database after the last line they saw. Redis only wakes readers; it never carries the lines. Live
+// lines reach the followers in one process through one shared reader per log (log-tail.ts).
 import { readFileSync } from 'node:fs';
 import type { Orm } from '../../db/orm.ts';
+import { query, run } from '../../db/sql.ts';
 import type { EventBus } from '../../events/pubsub.ts';
-import { LogLine, type LogSource, type LogStream } from './log-line.entity.ts';
+import type { LogLine, LogSource, LogStream } from './log-line.entity.ts';
+import { LogTail, READ_BATCH } from './log-tail.ts';
 
-const APPEND = readFileSync(new URL('./sql/append-lines.sql', import.meta.url), 'utf8');
-/** A reader that missed a wake-up (Redis keeps nothing) looks again after this long. */
-const FOLLOW_BACKSTOP_MS = 500;
-const READ_BATCH = 1000;
+const sql = (name: string) => readFileSync(new URL(`./sql/${name}.sql`, import.meta.url), 'utf8');
+const APPEND = sql('append-lines');
+const READ = sql('read-lines');
+const LAST_SEQ = sql('last-seq');
 
 export interface NewLogLine {
   stream: LogStream;
@@ -22,6 +25,7 @@ export const logKey = (source: LogSource, sourceId: number): string => `${source
 export class LogsService {
   readonly #orm: Orm;
   readonly #bus: EventBus;
+  readonly #tails = new Map<string, LogTail>();
 
   constructor(orm: Orm, bus: EventBus) {
     this.#orm = orm;
@@ -30,61 +34,86 @@ export class LogsService {
 
   /** The next sequence number to use for this source (1 for a new one). */
   async nextSeq(source: LogSource, sourceId: number): Promise<number> {
-    const [row] = await this.#orm.em
-      .fork()
-      .execute<{ seq: number | null }[]>('select max(seq) as seq from log_lines where source = ? and source_id = ?', [source, sourceId]);
-    return (row?.seq ?? 0) + 1;
+    return (await this.#lastSeq(source, sourceId)) + 1;
   }
 
   /** Stores lines numbered from `firstSeq`, then wakes readers. */
   async append(source: LogSource, sourceId: number, firstSeq: number, lines: NewLogLine[]): Promise<void> {
     if (lines.length === 0) return;
-    const rows = lines.map((line, i) => ({ seq: firstSeq + i, stream: line.stream, text: line.text, at: (line.at ?? new Date()).toISOString() }));
-    await this.#orm.em.fork().execute(APPEND, [source, sourceId, JSON.stringify(rows)], 'run');
+    const rows = lines.map((line, i) => ({ seq: firstSeq + i, stream: line.stream, text: line.text, at: line.at ?? new Date() }));
+    await run(this.#orm, APPEND, [source, sourceId, JSON.stringify(rows)]);
     this.#bus.publish('logAppended', logKey(source, sourceId), { lastSeq: firstSeq + lines.length - 1 });
   }
 
   /** Stored lines with seq > afterSeq, in order. */
   async read(source: LogSource, sourceId: number, afterSeq: number, limit: number): Promise<LogLine[]> {
-    return this.#orm.em.fork().find(LogLine, { source, sourceId, seq: { $gt: afterSeq } }, { orderBy: { seq: 'asc' }, limit });
+    const rows = await query<Pick<LogLine, 'seq' | 'stream' | 'text'> & { at: Date | string }>(this.#orm, READ, [source, sourceId, afterSeq, limit]);
+    return rows.map((row) => ({ source, sourceId, seq: row.seq, stream: row.stream, text: row.text, at: new Date(row.at) }));
   }
 
   async count(source: LogSource, sourceId: number): Promise<number> {
-    return this.#orm.em.fork().count(LogLine, { source, sourceId });
+    const [row] = await query<{ count: string }>(this.#orm, 'select count(*) as count from log_lines where source = $1 and source_id = $2', [source, sourceId]);
+    return Number(row?.count ?? 0);
   }
 
   async remove(source: LogSource, sourceId: number): Promise<void> {
-    await this.#orm.em.fork().nativeDelete(LogLine, { source, sourceId });
+    await run(this.#orm, 'delete from log_lines where source = $1 and source_id = $2', [source, sourceId]);
   }
 
   /**
-   * Every line after `afterSeq`: first what is stored, then each new line as it is stored, each exactly
-   * once and in order; ends once `isFinished()` is true and every line has been given.
+   * Every line after `afterSeq`, in batches of consecutive lines: first what is stored, then what is
+   * stored next as it is stored, each line exactly once and in order; ends once `isFinished()` is true
+   * and every line has been given.
    */
-  async *follow(source: LogSource, sourceId: number, afterSeq: number, isFinished: () => Promise<boolean>): AsyncGenerator<LogLine> {
-    const wakeups = this.#bus.subscribe('logAppended', logKey(source, sourceId))[Symbol.asyncIterator]();
-    // Listen before reading, so that a line stored in between still wakes us.
-    let wakeup = wakeups.next();
+  async *follow(source: LogSource, sourceId: number, afterSeq: number, isFinished: () => Promise<boolean>): AsyncGenerator<LogLine[]> {
+    const key = logKey(source, sourceId);
+    // Joined before reading the store, so that a batch stored in between reaches us through the tail.
+    let tail = this.#tails.get(key);
+    if (!tail) {
+      tail = new LogTail(this.#bus, key, { read: (after, limit) => this.read(source, sourceId, after, limit), lastSeq: () => this.#lastSeq(source, sourceId), isFinished }, () => {
+        if (this.#tails.get(key) === tail) this.#tails.delete(key);
+      });
+      this.#tails.set(key, tail);
+    }
+    const follower = tail.join();
     let last = afterSeq;
-    try {
+    const self = this;
+    /** Everything stored after `last`: the first replay, a gap, a dropped backlog, and the rest at the end. */
+    async function* stored(): AsyncGenerator<LogLine[]> {
       for (;;) {
-        // Checked before reading: lines stored before the source finished are then all read below.
-        const finished = await isFinished();
-        for (;;) {
-          const lines = await this.read(source, sourceId, last, READ_BATCH);
-          for (const line of lines) {
-            last = line.seq;
-            yield line;
-          }
-          if (lines.length < READ_BATCH) break;
+        const lines = await self.read(source, sourceId, last, READ_BATCH);
+        if (lines.length > 0) {
+          last = lines.at(-1)!.seq;
+          yield lines;
         }
-        if (finished) return;
-        const woke = await Promise.race([wakeup.then(() => true), delay(FOLLOW_BACKSTOP_MS).then(() => false)]);
-        if (woke) wakeup = wakeups.next();
+        if (lines.length < READ_BATCH) return;
+      }
+    }
+    try {
+      yield* stored();
+      for (;;) {
+        const event = await follower.next();
+        if (event.kind === 'end') return yield* stored();
+        if (event.kind === 'behind') {
+          yield* stored();
+          continue;
+        }
+        const first = event.lines[0]!.seq;
+        if (first > last + 1) yield* stored();
+        // A batch holds consecutive lines: skip the ones already given.
+        const fresh = first > last ? event.lines : event.lines.slice(last + 1 - first);
+        if (fresh.length === 0) continue;
+        last = fresh.at(-1)!.seq;
+        yield fresh;
       }
     } finally {
-      await wakeups.return?.();
+      tail.leave(follower);
     }
+  }
+
+  async #lastSeq(source: LogSource, sourceId: number): Promise<number> {
+    const [row] = await query<{ seq: number | null }>(this.#orm, LAST_SEQ, [source, sourceId]);
+    return row?.seq ?? 0;
   }
 }
 
@@ -172,8 +201,4 @@ export class CappedLog {
 /** What PostgreSQL's text and jsonb accept: no NUL, no lone UTF-16 surrogate (each becomes U+FFFD). */
 export function storable(text: string): string {
   return text.replaceAll('\0', '\uFFFD').toWellFormed();
-}
-
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }
