@@ -1,5 +1,5 @@
 // Log throughput: one job prints N lines (`seq 1 N`) as fast as it can; S graphql-ws subscribers
-// (jobLogLines, one WebSocket each, all subscribed before the start) must each get every line, in
+// (jobLogChunks, one WebSocket each, all subscribed before the start) must each get every line, in
 // order, once. Lines per second from the first line to the last delivery; also until SUCCEEDED (every
 // line stored); the server's peak RSS. Baseline: S attach streams on the same container on the engine.
 import { createJob, followJob, submit } from '../lib/dockyard.ts';
@@ -34,13 +34,19 @@ export const logThroughput: Scenario = {
       const followed = followJob(control, jobId);
       await followed.ready;
       const progress = connections.map(() => ({ next: 1, lastAt: 0, error: null as string | null }));
+      // Every line's text, and where each line starts in it: a chunk is checked with one slice and compare.
+      const expected = Array.from({ length: lines }, (_, i) => `${i + 1}\n`).join('');
+      const offsets = [0, 0];
+      for (let seq = 1; seq <= lines; seq++) offsets.push(offsets[seq]! + String(seq).length + 1);
       const subscriptions = connections.map((connection, i) =>
-        connection.subscribe('subscription($id: ID!) { jobLogLines(jobId: $id) { seq text } }', { id: jobId }, (data, arrivedAt) => {
-          const { seq, text } = (data as { jobLogLines: { seq: number; text: string } }).jobLogLines;
+        connection.subscribe('subscription($id: ID!) { jobLogChunks(jobId: $id) { firstSeq lastSeq text } }', { id: jobId }, (data, arrivedAt) => {
+          const { firstSeq, lastSeq, text } = (data as { jobLogChunks: { firstSeq: number; lastSeq: number; text: string } }).jobLogChunks;
           const p = progress[i]!;
           if (p.error) return;
-          if (seq !== p.next || text !== String(seq)) p.error = `expected line ${p.next}, got ${seq} "${text.slice(0, 40)}"`;
-          p.next++;
+          if (firstSeq !== p.next || lastSeq > lines || text !== expected.slice(offsets[firstSeq], offsets[lastSeq + 1])) {
+            p.error = `expected a chunk from line ${p.next}, got lines ${firstSeq}–${lastSeq} "${text.slice(0, 40)}"`;
+          }
+          p.next = lastSeq + 1;
           p.lastAt = arrivedAt;
         }),
       );
@@ -91,9 +97,9 @@ export const logThroughput: Scenario = {
         ratio: ratio(delivered, raw.linesPerSecond),
         met: delivered >= TARGET,
         notes: [
-          `${num(lines, 0)} lines (\`seq 1 ${lines}\`) to ${subscribers} subscribers, each on its own WebSocket, all checked complete and in order; delivered: first line read by the server → last line at the last subscriber (${num((lastDelivery - firstAt) / 1000, 1)} s); stored: → jobUpdated SUCCEEDED (${num((ended.arrivedAt - firstAt) / 1000, 1)} s).`,
+          `${num(lines, 0)} lines (\`seq 1 ${lines}\`) to ${subscribers} subscribers, each on its own WebSocket (jobLogChunks: consecutive lines per message), all checked complete and in order; delivered: first line read by the server → last line at the last subscriber (${num((lastDelivery - firstAt) / 1000, 1)} s); stored: → jobUpdated SUCCEEDED (${num((ended.arrivedAt - firstAt) / 1000, 1)} s).`,
           `Server RSS ${num(before.rss / MiB, 0)} MiB before, peak (VmHWM) ${num(after.peak / MiB, 0)} MiB.`,
-          `Baseline: the same container on the engine with ${subscribers} attach streams, first line → last line on the last stream (${num(raw.seconds, 2)} s).`,
+          `Baseline: the same container on the engine with ${subscribers} attach streams, first line → last line on the last stream (${num(raw.seconds, 2)} s)${raw.lost > 0 ? `; the engine's attach streams lost ${num(raw.lost, 0)} lines (rate counts what arrived)` : ''}.`,
         ],
         data: { lines, subscribers, delivered, stored, seconds: (lastDelivery - firstAt) / 1000, rssBefore: before.rss, peakRss: after.peak, raw },
       };
@@ -106,18 +112,23 @@ export const logThroughput: Scenario = {
 };
 
 /** The engine alone: S attach streams on one container printing N lines; first line → last line on the last stream. */
-async function rawRun(image: string, command: string[], lines: number, streams: number): Promise<{ linesPerSecond: number; seconds: number }> {
+async function rawRun(image: string, command: string[], lines: number, streams: number): Promise<{ linesPerSecond: number; seconds: number; lost: number }> {
   const container = await docker.createContainer(rawJobOptions(image, command));
   try {
-    const counts = new Array<number>(streams).fill(0);
+    // The engine's attach streams can lose lines (seen here: a few hundred at a time, the same on every
+    // stream, in the middle or at the end of a fast run), so lost lines are counted, not fatal.
+    const received = new Array<number>(streams).fill(0);
+    const next = new Array<number>(streams).fill(1);
     let disorder = 0;
     let first = 0;
     let last = 0;
     const attached = await Promise.all(
-      counts.map((_, i) =>
+      received.map((_, i) =>
         attachLines(container, (line, arrivedAt) => {
-          if (line !== String(counts[i]! + 1)) disorder++;
-          counts[i]!++;
+          const seq = Number(line);
+          if (!(seq >= next[i]!)) disorder++;
+          next[i] = seq + 1;
+          received[i]!++;
           first ||= arrivedAt;
           last = Math.max(last, arrivedAt);
         }),
@@ -126,9 +137,9 @@ async function rawRun(image: string, command: string[], lines: number, streams: 
     await container.start();
     await Promise.all([container.wait(), ...attached.map((a) => a.ended)]);
     if (disorder > 0) throw new Error(`raw streams: ${disorder} lines out of order`);
-    if (counts.some((c) => c !== lines)) throw new Error(`raw streams got ${Math.min(...counts)}..${Math.max(...counts)} of ${lines} lines`);
     const seconds = (last - first) / 1000;
-    return { linesPerSecond: lines / seconds, seconds };
+    const slowest = Math.min(...received);
+    return { linesPerSecond: slowest / seconds, seconds, lost: lines - slowest };
   } finally {
     await container.remove({ force: true, v: true });
   }

@@ -111,7 +111,23 @@ describe('following a log', () => {
       [3, 'system', 'three'],
     ]);
     expect((await collect(logs.follow('build', log.id, 2, log.isFinished))).map((l) => l.text)).toEqual(['three']);
-    expect(await collect(logs.follow('build', log.id, 3, log.isFinished))).toEqual([]);
+    const at = new Date('2026-01-02T03:04:05.678Z');
+    await logs.append('build', log.id, 4, [{ stream: 'stdout', text: 'four', at }]);
+    expect((await logs.read('build', log.id, 3, 1))[0]!.at.toISOString()).toBe(at.toISOString());
+    expect(await collect(logs.follow('build', log.id, 4, log.isFinished))).toEqual([]);
+  });
+
+  it('gives out only the gap-free start of a log: a batch stored before the one ahead of it waits for it', async () => {
+    const log = source();
+    const follower = collect(logs.follow('job', log.id, 0, log.isFinished));
+    await logs.append('job', log.id, 3, [{ stream: 'stdout', text: 'three' }, { stream: 'stdout', text: 'four' }]);
+    expect(await logs.read('job', log.id, 0, 10)).toEqual([]);
+    await new Promise((resolve) => setTimeout(resolve, 700)); // past the followers' backstop
+    await logs.append('job', log.id, 1, [{ stream: 'stdout', text: 'one' }, { stream: 'stdout', text: 'two' }]);
+    expect((await logs.read('job', log.id, 0, 10)).map((l) => l.seq)).toEqual([1, 2, 3, 4]);
+    expect((await logs.read('job', log.id, 1, 2)).map((l) => l.seq)).toEqual([2, 3]);
+    log.finish();
+    expect((await follower).map((l) => l.text)).toEqual(['one', 'two', 'three', 'four']);
   });
 
   it('a follower that stops early leaves the others running', async () => {
@@ -120,11 +136,29 @@ describe('following a log', () => {
     const stayer = collect(logs.follow('job', log.id, 0, log.isFinished));
     const leaver = logs.follow('job', log.id, 0, log.isFinished);
     writer.write('stdout', 'a');
-    expect((await leaver.next()).value!.map((l) => l.text)).toEqual(['a']);
+    expect(((await leaver.next()).value as LogLine[]).map((l) => l.text)).toEqual(['a']);
     await leaver.return(undefined);
     writer.write('stdout', 'b');
     await writer.flush();
     log.finish();
     expect((await stayer).map((l) => l.text)).toEqual(['a', 'b']);
+  });
+
+  it('a writer keeps a batch it could not store, with its numbers, and stores it on the next flush', async () => {
+    const log = source();
+    const writer = new LogWriter(logs, 'job', log.id, 1);
+    const append = vi.spyOn(logs, 'append').mockRejectedValueOnce(new Error('database away')).mockRejectedValueOnce(new Error('database away'));
+    writer.write('stdout', 'a');
+    writer.write('stdout', 'b');
+    writer.write('stderr', 'c');
+    await expect(writer.flush()).rejects.toThrow('database away');
+    expect(await logs.read('job', log.id, 0, 10)).toEqual([]);
+    await writer.flush();
+    append.mockRestore();
+    expect((await logs.read('job', log.id, 0, 10)).map((l) => [l.seq, l.stream, l.text])).toEqual([
+      [1, 'stdout', 'a'],
+      [2, 'stdout', 'b'],
+      [3, 'stderr', 'c'],
+    ]);
   });
 });

@@ -24,6 +24,8 @@ export type FollowerEvent = { kind: 'lines'; lines: LogLine[] } | { kind: 'behin
 
 /** One viewer's inbox: batches in order, then the end (or an error). */
 export class Follower {
+  /** The last seq its viewer was given (kept by the reader of this follower). */
+  given = 0;
   #queue: LogLine[][] = [];
   #queuedLines = 0;
   #behind = false;
@@ -41,6 +43,13 @@ export class Follower {
       this.#queue.push(lines);
       this.#queuedLines += lines.length;
     }
+    this.#wake();
+  }
+
+  /** Asks an idle follower to read the store again (it is behind lines that reached it some other way). */
+  catchUp(): void {
+    if (this.#queue.length > 0) return;
+    this.#behind = true;
     this.#wake();
   }
 
@@ -139,7 +148,13 @@ export class LogTail {
         for (;;) {
           const stopped = new Promise<'stopped'>((resolve) => (this.#poke = () => resolve('stopped')));
           const woke = await Promise.race([wakeup, delay(BACKSTOP_MS), stopped]);
-          if (woke === 'stopped' || woke === undefined) break;
+          if (woke === 'stopped') break;
+          if (woke === undefined) {
+            // A follower that joined while a later batch was visible before an earlier one (the tail
+            // started past it) may have nothing queued to tell it so.
+            for (const follower of this.#followers) if (follower.given < this.#last) follower.catchUp();
+            break;
+          }
           // A bus that has ended wakes no one again: the backstop carries on alone.
           wakeup = woke.done ? new Promise(() => {}) : wakeups.next();
           if (woke.done || woke.value.lastSeq > this.#last) break;

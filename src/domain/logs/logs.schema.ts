@@ -17,6 +17,17 @@ export const LogLineRef = builder.objectRef<LogLine>('LogLine').implement({
   }),
 });
 
+/** A chunk's text, made once for every viewer of it (followers of one log share the same chunk). */
+const chunkTexts = new WeakMap<LogLine[], string>();
+function chunkText(lines: LogLine[]): string {
+  let text = chunkTexts.get(lines);
+  if (text === undefined) {
+    text = lines.map((line) => `${line.text}\n`).join('');
+    chunkTexts.set(lines, text);
+  }
+  return text;
+}
+
 /** Consecutive lines, as they were stored together: what the chunk subscriptions deliver. */
 export const LogChunkRef = builder.objectRef<LogLine[]>('LogChunk').implement({
   description:
@@ -26,7 +37,7 @@ export const LogChunkRef = builder.objectRef<LogLine[]>('LogChunk').implement({
     lastSeq: t.int({ resolve: (lines) => lines.at(-1)!.seq }),
     text: t.string({
       description: "The lines' text, each followed by a newline: the cheap way to show a log (no object per line).",
-      resolve: (lines) => lines.map((line) => `${line.text}\n`).join(''),
+      resolve: chunkText,
     }),
     lines: t.field({ type: [LogLineRef], resolve: (lines) => lines }),
   }),

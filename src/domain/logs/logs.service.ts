@@ -40,15 +40,26 @@ export class LogsService {
   /** Stores lines numbered from `firstSeq`, then wakes readers. */
   async append(source: LogSource, sourceId: number, firstSeq: number, lines: NewLogLine[]): Promise<void> {
     if (lines.length === 0) return;
-    const rows = lines.map((line, i) => ({ seq: firstSeq + i, stream: line.stream, text: line.text, at: line.at ?? new Date() }));
-    await run(this.#orm, APPEND, [source, sourceId, JSON.stringify(rows)]);
+    const now = Date.now();
+    const seqs = lines.map((_, i) => firstSeq + i);
+    // Times travel as epoch milliseconds: no date string to format here and parse in the database.
+    await run(this.#orm, APPEND, [source, sourceId, seqs, lines.map((l) => l.stream), lines.map((l) => l.text), lines.map((l) => l.at?.getTime() ?? now)]);
     this.#bus.publish('logAppended', logKey(source, sourceId), { lastSeq: firstSeq + lines.length - 1 });
   }
 
-  /** Stored lines with seq > afterSeq, in order. */
+  /**
+   * Stored lines with seq > afterSeq, in order, up to the first gap: a batch stored before the one
+   * ahead of it (LogWriter runs two inserts at once) is not given out until that one is stored, so a
+   * reader that resumes after the last seq it saw never skips a line.
+   */
   async read(source: LogSource, sourceId: number, afterSeq: number, limit: number): Promise<LogLine[]> {
     const rows = await query<Pick<LogLine, 'seq' | 'stream' | 'text'> & { at: Date | string }>(this.#orm, READ, [source, sourceId, afterSeq, limit]);
-    return rows.map((row) => ({ source, sourceId, seq: row.seq, stream: row.stream, text: row.text, at: new Date(row.at) }));
+    const lines: LogLine[] = [];
+    for (const row of rows) {
+      if (row.seq !== afterSeq + lines.length + 1) break;
+      lines.push({ source, sourceId, seq: row.seq, stream: row.stream, text: row.text, at: new Date(row.at) });
+    }
+    return lines;
   }
 
   async count(source: LogSource, sourceId: number): Promise<number> {
@@ -76,14 +87,14 @@ export class LogsService {
       this.#tails.set(key, tail);
     }
     const follower = tail.join();
-    let last = afterSeq;
+    let last = (follower.given = afterSeq);
     const self = this;
     /** Everything stored after `last`: the first replay, a gap, a dropped backlog, and the rest at the end. */
     async function* stored(): AsyncGenerator<LogLine[]> {
       for (;;) {
         const lines = await self.read(source, sourceId, last, READ_BATCH);
         if (lines.length > 0) {
-          last = lines.at(-1)!.seq;
+          last = follower.given = lines.at(-1)!.seq;
           yield lines;
         }
         if (lines.length < READ_BATCH) return;
@@ -103,7 +114,7 @@ export class LogsService {
         // A batch holds consecutive lines: skip the ones already given.
         const fresh = first > last ? event.lines : event.lines.slice(last + 1 - first);
         if (fresh.length === 0) continue;
-        last = fresh.at(-1)!.seq;
+        last = follower.given = fresh.at(-1)!.seq;
         yield fresh;
       }
     } finally {
@@ -117,52 +128,85 @@ export class LogsService {
   }
 }
 
+/** A numbered batch: its lines get the seqs firstSeq, firstSeq + 1, … whether it is stored now or on a retry. */
+interface Batch {
+  firstSeq: number;
+  lines: NewLogLine[];
+}
+
 /**
- * Stores lines in order, numbering them. A line written while nothing is being stored is stored at
- * once; lines written while an insert runs are stored together by the next one (at most one waits),
- * so latency stays one insert and batches grow with the rate.
+ * Stores lines in order, numbering them as they are written. A line written while the inserts are idle
+ * is stored at once; lines written meanwhile are stored together by the next insert, so latency stays
+ * one insert and batches grow with the rate. Up to `parallel` inserts run at once (PostgreSQL stores
+ * two batches on two cores faster than one after the other); readers only ever see the gap-free start
+ * of a log (see `LogsService.read`), so a batch that commits before the one ahead of it stays unseen
+ * until that one is stored too.
  */
 export class LogWriter {
   readonly #logs: LogsService;
   readonly #source: LogSource;
   readonly #sourceId: number;
+  readonly #batchSize: number;
+  readonly #parallel: number;
   #nextSeq: number;
   #buffer: NewLogLine[] = [];
-  #flushing: Promise<void> = Promise.resolve();
-  /** A flush is queued behind the one in flight and will take whatever is buffered. */
-  #queued = false;
-  readonly #batchSize: number;
+  /** Batches whose insert failed: tried again (with their seqs) by the next write or flush. */
+  #failed: Batch[] = [];
+  readonly #inFlight = new Set<Promise<void>>();
+  #failures = 0;
+  #lastError: unknown = null;
 
-  constructor(logs: LogsService, source: LogSource, sourceId: number, nextSeq: number, options: { batchSize?: number } = {}) {
+  constructor(logs: LogsService, source: LogSource, sourceId: number, nextSeq: number, options: { batchSize?: number; parallel?: number } = {}) {
     this.#logs = logs;
     this.#source = source;
     this.#sourceId = sourceId;
     this.#nextSeq = nextSeq;
     this.#batchSize = options.batchSize ?? 5000;
+    this.#parallel = options.parallel ?? 2;
   }
 
   write(stream: LogStream, text: string): void {
     this.#buffer.push({ stream, text: storable(text), at: new Date() });
-    if (!this.#queued) void this.flush().catch(() => {});
+    this.#pump();
   }
 
-  /** Stores what is buffered. A failed batch stays buffered and is tried again by the next flush. */
-  flush(): Promise<void> {
-    this.#queued = true;
-    this.#flushing = this.#flushing.catch(() => {}).then(async () => {
-      this.#queued = false;
-      while (this.#buffer.length > 0) {
-        const batch = this.#buffer.splice(0, this.#batchSize);
-        try {
-          await this.#logs.append(this.#source, this.#sourceId, this.#nextSeq, batch);
-          this.#nextSeq += batch.length;
-        } catch (error) {
-          this.#buffer = [...batch, ...this.#buffer];
-          throw error;
-        }
-      }
-    });
-    return this.#flushing;
+  /** Stores everything written so far. Rejects if a batch could not be stored; it is kept and tried again by the next write or flush. */
+  async flush(): Promise<void> {
+    const failuresBefore = this.#failures;
+    this.#pump();
+    while (this.#inFlight.size > 0) await Promise.all(this.#inFlight);
+    if (this.#failures > failuresBefore) throw this.#lastError;
+  }
+
+  /** Starts inserts while there is something to store and room for one more in flight. */
+  #pump(): void {
+    while (this.#inFlight.size < this.#parallel) {
+      const batch = this.#failed.shift() ?? this.#take();
+      if (!batch) return;
+      const insert = this.#logs.append(this.#source, this.#sourceId, batch.firstSeq, batch.lines).then(
+        () => {
+          this.#inFlight.delete(insert);
+          this.#pump();
+        },
+        (error: unknown) => {
+          this.#inFlight.delete(insert);
+          this.#failures++;
+          this.#lastError = error;
+          this.#failed.push(batch);
+          this.#failed.sort((x, y) => x.firstSeq - y.firstSeq);
+        },
+      );
+      this.#inFlight.add(insert);
+    }
+  }
+
+  #take(): Batch | null {
+    if (this.#buffer.length === 0) return null;
+    const lines = this.#buffer.length <= this.#batchSize ? this.#buffer : this.#buffer.slice(0, this.#batchSize);
+    this.#buffer = lines === this.#buffer ? [] : this.#buffer.slice(this.#batchSize);
+    const batch = { firstSeq: this.#nextSeq, lines };
+    this.#nextSeq += lines.length;
+    return batch;
   }
 }
 
