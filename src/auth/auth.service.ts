@@ -8,6 +8,7 @@ import type { User } from '../domain/users/user.entity.ts';
 import { issueToken, parseToken, secretMatches } from './secrets.ts';
 import { Session } from './session.entity.ts';
 import { ApiToken } from './api-token.entity.ts';
+import { ViewerCache, VIEWER_CACHE_TTL_MS } from './viewer-cache.ts';
 
 /** API tokens carry a prefix so that they are told apart from session tokens (and found by secret scanners). */
 export const API_TOKEN_PREFIX = 'dyt_';
@@ -29,12 +30,22 @@ export class AuthService {
   readonly #users: UsersService;
   readonly #bus: EventBus;
   readonly #sessionTtlMs: number;
+  /** Viewers of recently checked credentials (a few seconds): most requests of a busy client skip the database. */
+  readonly #cache: ViewerCache;
 
-  constructor(orm: Orm, users: UsersService, bus: EventBus, sessionTtlMs: number) {
+  constructor(orm: Orm, users: UsersService, bus: EventBus, sessionTtlMs: number, options: { viewerCacheTtlMs?: number } = {}) {
     this.#orm = orm;
     this.#users = users;
     this.#bus = bus;
     this.#sessionTtlMs = sessionTtlMs;
+    this.#cache = new ViewerCache(bus, options.viewerCacheTtlMs ?? VIEWER_CACHE_TTL_MS);
+    // A cached viewer carries the user as it was read: a change to the account drops it.
+    users.onUserChanged((userId) => this.#cache.forgetUser(userId));
+  }
+
+  /** Stops listening for account events (on shutdown). */
+  close(): void {
+    this.#cache.close();
   }
 
   /** Checks the login and password and opens a session; the token goes into the session cookie. */
@@ -55,12 +66,23 @@ export class AuthService {
       throw new DomainError('INVALID_INPUT', 'Logging out ends a session; revoke an API token with revokeApiToken.');
     }
     await this.#orm.em.fork().nativeDelete(Session, { id: viewer.credential.id });
+    // Dropped here before the answer; other instances drop theirs on the event.
+    this.#cache.forgetCredential(viewer.user.id, viewer.credential.id);
     this.#publish('SESSION_ENDED', viewer.user.id, viewer.credential.id);
   }
 
-  /** The viewer a credential stands for, or a DomainError saying why it is refused. */
+  /**
+   * The viewer a credential stands for, or a DomainError saying why it is refused. Served from the cache
+   * when this process checked the same credential in the last few seconds; refusals are never cached.
+   */
   async authenticate(credential: Credential): Promise<Viewer> {
-    return credential.kind === 'session' ? this.#authenticateSession(credential.token) : this.#authenticateApiToken(credential.token);
+    const key = this.#cache.key(credential);
+    const cached = this.#cache.get(key);
+    if (cached) return cached;
+    const mark = this.#cache.mark();
+    const viewer = credential.kind === 'session' ? await this.#authenticateSession(credential.token) : await this.#authenticateApiToken(credential.token);
+    this.#cache.store(key, viewer, mark);
+    return viewer;
   }
 
   async createApiToken(userId: number, name: string, expiresInDays: number | null): Promise<{ apiToken: ApiToken; token: string }> {
@@ -101,6 +123,8 @@ export class AuthService {
     if (!apiToken.revokedAt) {
       apiToken.revokedAt = new Date();
       await em.flush();
+      // Dropped here before the answer; other instances drop theirs on the event.
+      this.#cache.forgetCredential(userId, id);
       this.#publish('API_TOKEN_REVOKED', userId, id);
     }
     return apiToken;

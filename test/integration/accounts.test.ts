@@ -145,11 +145,15 @@ describe('login, me and logout', () => {
 
   it('lets an unconfirmed account log in when ALLOW_UNCONFIRMED_LOGIN is on', async () => {
     const lenient = await startTestServer({ ALLOW_UNCONFIRMED_LOGIN: 'true' });
-    const { login } = await registerUser(lenient.graphqlUrl);
+    const { login, token } = await registerUser(lenient.graphqlUrl);
     const client = new GraphqlClient(lenient.graphqlUrl);
     const result = await client.request(LoginDocument, { login, password: PASSWORD });
     expect(result.errors).toBeUndefined();
     expect((await client.request(MeDocument)).data!.me.confirmed).toBe(false);
+    // The viewer is cached now (the second check of a credential is); confirming changes the account, which drops it.
+    expect((await client.request(MeDocument)).data!.me.confirmed).toBe(false);
+    await new GraphqlClient(lenient.graphqlUrl).request(ConfirmAccountDocument, { login, token });
+    expect((await client.request(MeDocument)).data!.me.confirmed).toBe(true);
   });
 
   it('needs a user for me', async () => {
@@ -167,6 +171,17 @@ describe('login, me and logout', () => {
     expect(errorCodes(await client.request(MeDocument))).toEqual(['UNAUTHENTICATED']);
     const replay = await anonymous().raw({ query: '{ me { id } }' }, { cookie: stolen });
     expect(errorCodes(replay)).toEqual(['SESSION_INVALID']);
+  });
+
+  it('refuses a logged-out session at once, even right after it was checked and cached', async () => {
+    const { client, userId } = await loggedInUser(server.graphqlUrl);
+    const stolen = client.cookieHeader!;
+    for (let i = 0; i < 2; i++) expect((await client.request(MeDocument)).errors).toBeUndefined();
+    // Served from the cache: an expiry written behind the service's back is not seen for a few seconds.
+    await db.query(`update sessions set expires_at = now() - interval '1 second' where user_id = $1`, [userId]);
+    expect((await client.request(MeDocument)).errors).toBeUndefined();
+    expect((await client.request(LogoutDocument)).data!.logout).toBe(true);
+    expect(errorCodes(await anonymous().raw({ query: '{ me { id } }' }, { cookie: stolen }))).toEqual(['SESSION_INVALID']);
   });
 
   it('refuses an expired session with SESSION_EXPIRED', async () => {

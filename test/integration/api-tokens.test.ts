@@ -53,6 +53,46 @@ describe('API tokens', () => {
     expect((await client.request(ApiTokensDocument, { includeRevoked: true })).data!.apiTokens).toHaveLength(1);
   });
 
+  // A checked credential is cached per process for a few seconds. The tests below first make sure the
+  // token is served from the cache: its expiry is moved into the past behind the service's back, which
+  // only a cached check does not see.
+  async function cachedToken(client: GraphqlClient, userId: string, on: GraphqlClient[]): Promise<{ token: string; id: string }> {
+    const { token, apiToken } = (await client.request(CreateApiTokenDocument, { name: 'cached' })).data!.createApiToken;
+    for (const instance of on) {
+      instance.bearer = token;
+      // The first check subscribes to the account's events, the second is kept.
+      for (let i = 0; i < 2; i++) expect((await instance.request(MeDocument)).data!.me.id).toBe(userId);
+    }
+    await db.query(`update api_tokens set expires_at = now() - interval '1 second' where id = $1`, [apiToken.id]);
+    for (const instance of on) expect((await instance.request(MeDocument)).errors).toBeUndefined();
+    return { token, id: apiToken.id };
+  }
+
+  it('refuses a revoked token at once, even right after it was checked and cached', async () => {
+    const { client, userId } = await loggedInUser(server.graphqlUrl);
+    const script = new GraphqlClient(server.graphqlUrl);
+    const { id } = await cachedToken(client, userId, [script]);
+    await client.request(RevokeApiTokenDocument, { id });
+    expect(errorCodes(await script.request(MeDocument))).toEqual(['TOKEN_REVOKED']);
+  });
+
+  it('refuses a token revoked on another instance as soon as the event arrives, long before the cache would lapse', async () => {
+    const other = await startTestServer();
+    const { client, userId } = await loggedInUser(server.graphqlUrl);
+    const script = new GraphqlClient(other.graphqlUrl);
+    const { id } = await cachedToken(client, userId, [script]);
+    await new Promise((resolve) => setTimeout(resolve, 200)); // the other instance's subscription is listening on Redis by now
+    await client.request(RevokeApiTokenDocument, { id });
+    const revokedAt = Date.now();
+    let codes = errorCodes(await script.request(MeDocument));
+    while (codes.length === 0 && Date.now() - revokedAt < 5000) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      codes = errorCodes(await script.request(MeDocument));
+    }
+    expect(codes).toEqual(['TOKEN_REVOKED']);
+    expect(Date.now() - revokedAt).toBeLessThan(1000);
+  });
+
   it('refuses an expired token with TOKEN_EXPIRED', async () => {
     const { client } = await loggedInUser(server.graphqlUrl);
     const { token, apiToken } = (await client.request(CreateApiTokenDocument, { name: 'short', expiresInDays: 1 })).data!.createApiToken;

@@ -27,11 +27,17 @@ export class UsersService {
   readonly #settings: UsersSettings;
   /** Verified against when the login is unknown, so both failures take as long. */
   readonly #dummyHash: Promise<string>;
+  readonly #changeListeners: ((userId: number) => void)[] = [];
 
   constructor(orm: Orm, settings: UsersSettings) {
     this.#orm = orm;
     this.#settings = settings;
     this.#dummyHash = hashPassword(randomString());
+  }
+
+  /** Calls `listener` after an account changed (AuthService drops the viewers it cached of it). */
+  onUserChanged(listener: (userId: number) => void): void {
+    this.#changeListeners.push(listener);
   }
 
   /** Creates an unconfirmed account and returns the token that confirms it (shown once). */
@@ -78,6 +84,7 @@ export class UsersService {
     if (user.confirmationExpiresAt.getTime() < Date.now()) throw new DomainError('CONFIRMATION_TOKEN_EXPIRED');
     user.confirmedAt = new Date();
     await em.flush();
+    for (const listener of this.#changeListeners) listener(user.id);
     return user;
   }
 
