@@ -55,6 +55,15 @@ async function run(script: string, extra: Partial<JobContainerSpec> = {}, jobRun
   return { ...started, exit: await started.job.exited };
 }
 
+/** The engine's past events of this kind for a container (by id) or for containers with a label (`key=value`). */
+async function containerEvents(containerOrLabel: string, event: string, since: number): Promise<unknown[]> {
+  const filters = { type: ['container' as const], event: [event], ...(containerOrLabel.includes('=') ? { label: [containerOrLabel] } : { container: [containerOrLabel] }) };
+  const stream = await docker.getEvents({ since, until: Math.ceil(Date.now() / 1000), filters });
+  let text = '';
+  for await (const chunk of stream as AsyncIterable<Buffer>) text += chunk.toString();
+  return text.split('\n').filter((line) => line.trim() !== '').map((line) => JSON.parse(line) as unknown);
+}
+
 const sha256 = (data: string | Buffer) => createHash('sha256').update(data).digest('hex');
 const exists = async (kind: 'container' | 'volume', id: string) =>
   (kind === 'container' ? docker.getContainer(id).inspect() : docker.getVolume(id).inspect()).then(
@@ -64,38 +73,47 @@ const exists = async (kind: 'container' | 'volume', id: string) =>
 
 describe('the template', () => {
   it('is what the engine applied to a running job container, field by field', { timeout: 60_000 }, async () => {
-    const s = spec(['sleep', '30'], { env: { GREETING: 'hi there', EMPTY: '' } });
-    const job = await runner.start(s, () => {});
-    const info = await docker.getContainer(job.containerId).inspect();
-    expect(info.State.Running).toBe(true);
-    const volume = (target: string) => info.Mounts.find((m) => m.Destination === target)!;
-    const expected = jobContainerOptions(s, { name: info.Name.slice(1), volumes: { inbox: volume('/inbox').Name!, outbox: volume('/outbox').Name! }, user: null });
-    const want = expected.HostConfig!;
-    const got = info.HostConfig as typeof want & Record<string, unknown>;
+    const attachment = path.join(workDir, 'template.txt');
+    await writeFile(attachment, 'x');
+    for (const inbox of [[], [{ name: 'template.txt', path: attachment }]]) {
+      const s = spec(['sleep', '30'], { env: { GREETING: 'hi there', EMPTY: '' }, inbox });
+      const job = await runner.start(s, () => {});
+      const info = await docker.getContainer(job.containerId).inspect();
+      expect(info.State.Running).toBe(true);
+      const volume = (target: string) => info.Mounts.find((m) => m.Destination === target)!;
+      const volumes = { inbox: inbox.length > 0 ? volume('/inbox').Name! : null, outbox: volume('/outbox').Name! };
+      const expected = jobContainerOptions(s, { name: info.Name.slice(1), volumes, user: null });
+      const want = expected.HostConfig!;
+      const got = info.HostConfig as typeof want & Record<string, unknown>;
 
-    for (const field of ['CapDrop', 'SecurityOpt', 'ReadonlyRootfs', 'NetworkMode', 'PidsLimit', 'Memory', 'MemorySwap', 'NanoCpus', 'Init', 'Ulimits', 'LogConfig', 'Privileged', 'OomScoreAdj', 'IpcMode', 'ShmSize', 'RestartPolicy', 'AutoRemove', 'Tmpfs'] as const) {
-      expect.soft(got[field], field).toEqual(want[field]);
-    }
-    // The engine leaves out `ReadOnly: false` when it echoes the mounts.
-    expect(got.Mounts?.map((m) => ({ ...m, ReadOnly: m.ReadOnly ?? false }))).toEqual(want.Mounts);
-    expect(got.Binds ?? []).toEqual([]);
-    expect(got.Devices ?? []).toEqual([]);
-    expect(got.CapAdd ?? []).toEqual([]);
-    expect(Object.keys(got.PortBindings ?? {})).toEqual([]);
+      for (const field of ['CapDrop', 'SecurityOpt', 'ReadonlyRootfs', 'NetworkMode', 'PidsLimit', 'Memory', 'MemorySwap', 'NanoCpus', 'Init', 'Ulimits', 'LogConfig', 'Privileged', 'OomScoreAdj', 'IpcMode', 'ShmSize', 'RestartPolicy', 'AutoRemove', 'Tmpfs'] as const) {
+        expect.soft(got[field], field).toEqual(want[field]);
+      }
+      // The engine leaves out `ReadOnly: false` when it echoes the mounts.
+      expect(got.Mounts?.map((m) => ({ ...m, ReadOnly: m.ReadOnly ?? false }))).toEqual(want.Mounts);
+      expect(got.Binds ?? []).toEqual([]);
+      expect(got.Devices ?? []).toEqual([]);
+      expect(got.CapAdd ?? []).toEqual([]);
+      expect(Object.keys(got.PortBindings ?? {})).toEqual([]);
 
-    const config = info.Config as unknown as Record<string, unknown>;
-    for (const field of ['Labels', 'Cmd', 'Env', 'WorkingDir', 'StopSignal', 'StopTimeout', 'Tty', 'OpenStdin', 'NetworkDisabled'] as const) {
-      expect.soft(config[field], field).toEqual((expected as Record<string, unknown>)[field]);
+      const config = info.Config as unknown as Record<string, unknown>;
+      for (const field of ['Labels', 'Cmd', 'Env', 'WorkingDir', 'StopSignal', 'StopTimeout', 'Tty', 'OpenStdin', 'NetworkDisabled'] as const) {
+        expect.soft(config[field], field).toEqual((expected as Record<string, unknown>)[field]);
+      }
+      const labels = { 'io.dockyard.managed': 'true', 'io.dockyard.job': String(s.jobId), 'io.dockyard.owner': '7', 'io.dockyard.instance': instanceId };
+      expect(info.Config.Labels).toEqual(labels);
+      expect(info.Config.User).toBe('');
+      expect(info.Image).toBe(image);
+      // Without attachments /inbox is a tmpfs (HostConfig.Tmpfs), not a mount point of its own.
+      expect(info.Mounts.map((m) => [m.Type, m.Destination, m.RW]).sort()).toEqual([
+        ...(inbox.length > 0 ? [['volume', '/inbox', false]] : []),
+        ['volume', '/outbox', true],
+      ]);
+      // Volumes the engine made with the container carry the same labels as those made beforehand.
+      for (const mount of info.Mounts) expect((await docker.getVolume(mount.Name!).inspect()).Labels).toEqual(labels);
+      await job.stop(0);
+      await job.exited;
     }
-    expect(info.Config.Labels).toEqual({ 'io.dockyard.managed': 'true', 'io.dockyard.job': String(s.jobId), 'io.dockyard.owner': '7', 'io.dockyard.instance': instanceId });
-    expect(info.Config.User).toBe('');
-    expect(info.Image).toBe(image);
-    expect(info.Mounts.map((m) => [m.Type, m.Destination, m.RW]).sort()).toEqual([
-      ['volume', '/inbox', false],
-      ['volume', '/outbox', true],
-    ]);
-    await job.stop(0);
-    await job.exited;
   });
 });
 
@@ -174,6 +192,57 @@ describe('inbox and outbox', () => {
     await expect(collect('few', { maxFiles: 1 })).rejects.toThrow(OutboxTooLarge);
     await expect(collect('small', { maxFileBytes: 2999 })).rejects.toThrow(/"sub\/deeper\/zeros.bin" is over the cap of 2999 bytes per file/);
     await expect(collect('total', { maxTotalBytes: 3004 })).rejects.toThrow(/over the cap of 3004 bytes in total/);
+  });
+
+  it('gives a job without attachments an empty read-only /inbox, without a loader or an inbox volume', { timeout: 60_000 }, async () => {
+    const since = Math.floor(Date.now() / 1000) - 1;
+    const script = ['ls -A /inbox; echo listed', 'touch /inbox/x', 'grep " /inbox " /proc/mounts', 'echo kept > /outbox/kept.txt'].join('\n');
+    const { job, exit, output } = await run(script);
+    expect(exit.exitCode).toBe(0);
+    expect(output.stdout).toMatch(/^listed\ntmpfs \/inbox tmpfs ro,/);
+    expect(output.stderr).toBe('touch: /inbox/x: Read-only file system\n');
+    const files = await runner.collectOutbox(job.containerId, path.join(workDir, 'no-attachments'), { maxTotalBytes: MiB, maxFiles: 10, maxFileBytes: MiB });
+    expect(files).toEqual([{ path: 'kept.txt', size: 5, sha256: sha256('kept\n') }]);
+    const info = await docker.getContainer(job.containerId).inspect();
+    const jobId = info.Config.Labels['io.dockyard.job']!;
+    expect(await containerEvents(`io.dockyard.job=${jobId}`, 'create', since)).toHaveLength(1); // the job container only: no loader
+    const volumes = await docker.listVolumes({ filters: { label: [`io.dockyard.job=${jobId}`] } });
+    expect((volumes.Volumes ?? []).map((v) => v.Name)).toEqual([info.Mounts.find((m) => m.Destination === '/outbox')!.Name]);
+  });
+
+  it('collects an untouched /outbox as empty without reading an archive, and reads one that was touched', { timeout: 60_000 }, async () => {
+    const caps = { maxTotalBytes: MiB, maxFiles: 10, maxFileBytes: MiB };
+    for (const [script, expected, archives] of [
+      ['true', [], 0],
+      ['echo x > /outbox/gone && rm /outbox/gone', [], 1],
+      ['mkdir -p /outbox/a/b && echo deep > /outbox/a/b/deep.txt', ['a/b/deep.txt'], 1],
+    ] as const) {
+      const since = Math.floor(Date.now() / 1000) - 1;
+      const { job, exit } = await run(script);
+      expect(exit.exitCode).toBe(0);
+      const files = await runner.collectOutbox(job.containerId, path.join(workDir, `collect-${job.containerId.slice(0, 12)}`), caps);
+      expect(files.map((f) => f.path), script).toEqual(expected);
+      // The engine reports each archive read of a container as an `archive-path` event.
+      const reads = await containerEvents(job.containerId, 'archive-path', since);
+      expect(reads, script).toHaveLength(archives);
+      await runner.remove(job.containerId);
+    }
+  });
+
+  it("lets a job write /outbox when the image's own user is not root", { timeout: 60_000 }, async () => {
+    const base = await docker.createContainer({ Image: image, Cmd: ['true'], Labels: { 'io.dockyard.test': instanceId } });
+    const committed = (await base.commit({ changes: ['USER 65534:65534'] })) as { Id: string };
+    await base.remove({ force: true });
+    try {
+      const { job, exit, output } = await run('id -u; echo mine > /outbox/mine.txt', { image: committed.Id });
+      expect(output).toMatchObject({ stdout: '65534\n', stderr: '' });
+      expect(exit.exitCode).toBe(0);
+      const files = await runner.collectOutbox(job.containerId, path.join(workDir, 'image-user'), { maxTotalBytes: MiB, maxFiles: 10, maxFileBytes: MiB });
+      expect(files.map((f) => f.path)).toEqual(['mine.txt']);
+      await runner.remove(job.containerId);
+    } finally {
+      await docker.getImage(committed.Id).remove({ force: true });
+    }
   });
 
   it('lets a non-root job user write /outbox and /tmp when the admin forces one', { timeout: 60_000 }, async () => {

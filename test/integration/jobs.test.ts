@@ -135,6 +135,27 @@ describe('job states', () => {
     }
   });
 
+  it('records the final state with the results first, and removes the container and its volumes after', async () => {
+    const since = Math.floor(Date.now() / 1000) - 1;
+    const { job } = await runOne('sh -c "echo kept > /outbox/kept.txt"');
+    expect(job).toMatchObject({ state: 'SUCCEEDED', exitCode: 0 });
+    expect(job.results.map((r) => r.name)).toEqual(['kept.txt']);
+    const labels = [`io.dockyard.instance=${server.config.instanceId}`, `io.dockyard.job=${job.id}`];
+    for (let i = 0; ; i++) {
+      const containers = await docker.listContainers({ all: true, filters: JSON.stringify({ label: labels }) });
+      const volumes = (await docker.listVolumes({ filters: { label: labels } })).Volumes ?? [];
+      if (containers.length === 0 && volumes.length === 0) break;
+      if (i > 100) throw new Error('the job container or its volumes are still there');
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    const stream = await docker.getEvents({ since, until: Math.ceil(Date.now() / 1000), filters: { type: ['container'], event: ['destroy'], label: labels } });
+    let text = '';
+    for await (const chunk of stream as AsyncIterable<Buffer>) text += chunk.toString();
+    const destroyed = text.trim().split('\n').map((line) => JSON.parse(line) as { timeNano: number });
+    expect(destroyed).toHaveLength(1);
+    expect(destroyed[0]!.timeNano / 1e6).toBeGreaterThanOrEqual(new Date(job.finishedAt!).getTime());
+  });
+
   it('TIMED_OUT: SIGTERM, a grace period, then SIGKILL', async () => {
     const { job } = await runOne('sh -c "trap \'\' TERM; echo ignoring TERM; sleep 60"', { timeoutSeconds: 1 });
     expect(job.state).toBe('TIMED_OUT');

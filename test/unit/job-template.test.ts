@@ -34,6 +34,7 @@ describe('job container template', () => {
 
   it('is the fixed template, with only the image, argv, env values and limits from the spec', () => {
     const { volumes, container } = jobNames(42, 'ab12cd34');
+    const labels = { 'io.dockyard.managed': 'true', 'io.dockyard.job': '42', 'io.dockyard.owner': '7', 'io.dockyard.instance': 'worker-1' };
     expect(jobContainerOptions(spec, { name: container, volumes, user: null })).toEqual({
       name: 'dockyard-job-42-ab12cd34',
       Image: 'sha256:0123456789abcdef',
@@ -56,8 +57,8 @@ describe('job container template', () => {
         SecurityOpt: ['no-new-privileges:true'],
         ReadonlyRootfs: true,
         Mounts: [
-          { Type: 'volume', Source: 'dockyard-job-42-ab12cd34-inbox', Target: '/inbox', ReadOnly: true, VolumeOptions: { NoCopy: true } },
-          { Type: 'volume', Source: 'dockyard-job-42-ab12cd34-outbox', Target: '/outbox', ReadOnly: false, VolumeOptions: { NoCopy: true } },
+          { Type: 'volume', Source: 'dockyard-job-42-ab12cd34-inbox', Target: '/inbox', ReadOnly: true, VolumeOptions: { NoCopy: true, Labels: labels } },
+          { Type: 'volume', Source: 'dockyard-job-42-ab12cd34-outbox', Target: '/outbox', ReadOnly: false, VolumeOptions: { NoCopy: true, Labels: labels } },
         ],
         Tmpfs: { '/tmp': 'rw,nosuid,nodev,noexec,size=16777216,mode=1777' },
         Binds: [],
@@ -84,6 +85,19 @@ describe('job container template', () => {
         Devices: [],
       },
     });
+  });
+
+  it('gives a job without attachments an empty read-only tmpfs as /inbox instead of a volume', () => {
+    const { volumes, container } = jobNames(42, 'ab12cd34');
+    const options = jobContainerOptions({ ...spec, inbox: [] }, { name: container, volumes: { inbox: null, outbox: volumes.outbox }, user: null });
+    expect(options.WorkingDir).toBe('/inbox');
+    expect(options.HostConfig?.Mounts?.map((m) => [m.Type, m.Source, m.Target, m.ReadOnly])).toEqual([['volume', volumes.outbox, '/outbox', false]]);
+    expect(options.HostConfig?.Tmpfs).toEqual({
+      '/inbox': 'ro,nosuid,nodev,noexec,size=4096,mode=755',
+      '/tmp': 'rw,nosuid,nodev,noexec,size=16777216,mode=1777',
+    });
+    const loader = loaderContainerOptions(spec, 'dockyard-job-42-ab12cd34-loader', { inbox: null, outbox: volumes.outbox });
+    expect(loader.HostConfig?.Mounts?.map((m) => [m.Target, m.ReadOnly])).toEqual([['/outbox', false]]);
   });
 
   it('sets the user and gives /tmp to it when the admin forces one', () => {

@@ -1,13 +1,14 @@
 // Runs one dispatched job (the scheduler calls `run` for each claimed job task): start its container
 // from the fixed template, store every output line, sample its resource use, stop it on cancel or
-// timeout, keep its /outbox, record how it ended, and move its pipeline on to the next job.
+// timeout, keep its /outbox, record how it ended (and publish it), then remove the container while
+// the pipeline moves on to the next job.
 import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Orm } from '../../db/orm.ts';
 import type { EventBus } from '../../events/pubsub.ts';
 import type { JobSettings } from '../../config.ts';
 import type { Task } from '../../scheduler/queue.ts';
-import { OutboxTooLarge, type JobRunner, type ResourceUsage, type RunningJob } from '../../runner/jobs.ts';
+import { OutboxTooLarge, type JobRunner, type OutboxFile, type ResourceUsage, type RunningJob } from '../../runner/jobs.ts';
 import { UnsafeOutboxEntry } from '../../runner/outbox.ts';
 import { LineSplitter } from '../logs/line-splitter.ts';
 import { CappedLog, LogWriter, type LogsService } from '../logs/logs.service.ts';
@@ -34,6 +35,18 @@ interface Outcome {
   state: JobState;
   exitCode: number | null;
   error: string | null;
+}
+
+/** How a run ended: the outcome, what the job used, and the files kept from its /outbox. */
+interface Ended {
+  outcome: Outcome;
+  usage: ResourceUsage | null;
+  results: OutboxFile[];
+}
+
+/** The job's container once it exists: removed by `run` after the final state is recorded. */
+interface Started {
+  containerId: string | null;
 }
 
 export class JobExecutor {
@@ -104,24 +117,37 @@ export class JobExecutor {
     }
     this.#deps.jobs.publish(job, 'RUNNING');
     const log = new CappedLog(new LogWriter(this.#deps.logs, 'job', job.id, 1), this.#deps.settings.logMaxBytes);
-    let usage: ResourceUsage | null = null;
-    let outcome: Outcome;
+    const started: Started = { containerId: null };
+    let ended: Ended;
     try {
-      const result = await this.#execute(job, log);
-      usage = result.usage;
-      outcome = result.outcome;
+      ended = await this.#execute(job, log, started);
     } catch (error) {
       console.error(`jobs: job ${job.id} could not run`, error);
-      outcome = { state: 'ERRORED', exitCode: null, error: `The engine failed: ${(error as Error).message}` };
+      ended = { outcome: { state: 'ERRORED', exitCode: null, error: `The engine failed: ${(error as Error).message}` }, usage: null, results: [] };
     }
+    const { outcome } = ended;
     if (outcome.state !== 'SUCCEEDED') log.system(`${outcome.state}${outcome.exitCode !== null ? ` (exit code ${outcome.exitCode})` : ''}: ${outcome.error ?? ''}`);
-    // The job ends in a final state even if its last lines cannot be stored.
-    await log.close().catch((error: unknown) => console.error(`jobs: could not store the last output of job ${job.id}`, error));
-    await em.nativeUpdate(Job, { id: job.id }, { logTruncated: log.truncated });
-    await this.#finish(job, outcome, usage);
+    // Removing the container and its volumes takes the engine tens of ms: the final state is recorded and
+    // published first. The task (and its slot) is held until the removal is done, so that a shutdown still
+    // waits for it; a crash before it leaves the container to `reconcile`.
+    const removal = () => (started.containerId !== null ? this.#remove(job, started.containerId) : Promise.resolve());
+    try {
+      // The job ends in a final state even if its last lines cannot be stored.
+      await log.close().catch((error: unknown) => console.error(`jobs: could not store the last output of job ${job.id}`, error));
+      await this.#record(job, outcome, ended.usage, { logTruncated: log.truncated, results: ended.results });
+    } catch (error) {
+      await removal();
+      throw error;
+    }
+    await Promise.all([removal(), this.#deps.pipelines.advance(job.pipeline.id)]);
   };
 
-  async #execute(job: Job, log: CappedLog): Promise<{ outcome: Outcome; usage: ResourceUsage }> {
+  async #remove(job: Job, containerId: string): Promise<void> {
+    await this.#deps.runner.remove(containerId).catch((error: unknown) => console.error(`jobs: could not remove container of job ${job.id}`, error));
+  }
+
+  /** Runs the container to its end and keeps its /outbox; the container is left for the caller to remove (`started`). */
+  async #execute(job: Job, log: CappedLog, started: Started): Promise<Ended> {
     const { runner, settings } = this.#deps;
     const inbox = this.#deps.jobs.inboxDir(job);
     const splitters = { stdout: new LineSplitter(), stderr: new LineSplitter() };
@@ -138,6 +164,7 @@ export class JobExecutor {
       },
       (stream, chunk) => splitters[stream].push(chunk).forEach((line) => log.write(stream, line)),
     );
+    started.containerId = container.containerId;
     let ending: Ending | null = null;
     const end = (reason: Ending) => {
       if (ending) return;
@@ -160,36 +187,35 @@ export class JobExecutor {
       const exit = await container.exited;
       for (const stream of ['stdout', 'stderr'] as const) splitters[stream].end().forEach((line) => log.write(stream, line));
       const usage = container.usage();
-      const ended = ending as Ending | null;
-      if (ended === 'CANCELED') return { outcome: { state: 'CANCELED', exitCode: exit.exitCode, error: 'Canceled.' }, usage };
-      if (ended === 'TIMED_OUT') return { outcome: { state: 'TIMED_OUT', exitCode: exit.exitCode, error: `The job ran longer than ${job.timeoutSeconds} s.` }, usage };
-      if (ended === 'SERVICE_STOPPING') return { outcome: { state: 'ERRORED', exitCode: exit.exitCode, error: 'The service stopped while the job ran.' }, usage };
+      const stopped = ending as Ending | null;
+      const ended = (outcome: Outcome, results: OutboxFile[] = []): Ended => ({ outcome, usage, results });
+      if (stopped === 'CANCELED') return ended({ state: 'CANCELED', exitCode: exit.exitCode, error: 'Canceled.' });
+      if (stopped === 'TIMED_OUT') return ended({ state: 'TIMED_OUT', exitCode: exit.exitCode, error: `The job ran longer than ${job.timeoutSeconds} s.` });
+      if (stopped === 'SERVICE_STOPPING') return ended({ state: 'ERRORED', exitCode: exit.exitCode, error: 'The service stopped while the job ran.' });
       const outbox = await this.#collectOutbox(job, container.containerId);
-      if (outbox) return { outcome: outbox, usage };
-      if (exit.oomKilled) return { outcome: { state: 'FAILED', exitCode: exit.exitCode, error: `The job ran out of memory (limit ${Number(job.memoryBytes)} bytes).` }, usage };
-      return { outcome: { state: exit.exitCode === 0 ? 'SUCCEEDED' : 'FAILED', exitCode: exit.exitCode, error: null }, usage };
+      if ('state' in outbox) return ended(outbox);
+      if (exit.oomKilled) return ended({ state: 'FAILED', exitCode: exit.exitCode, error: `The job ran out of memory (limit ${Number(job.memoryBytes)} bytes).` }, outbox.results);
+      return ended({ state: exit.exitCode === 0 ? 'SUCCEEDED' : 'FAILED', exitCode: exit.exitCode, error: null }, outbox.results);
     } finally {
       clearTimeout(timer);
       clearInterval(cancelCheck);
       this.#running.delete(job.id);
-      await runner.remove(container.containerId).catch((error: unknown) => console.error(`jobs: could not remove container of job ${job.id}`, error));
     }
   }
 
   /** Keeps /outbox under the job's work directory; a failing outcome when it is over a cap. */
-  async #collectOutbox(job: Job, containerId: string): Promise<Outcome | null> {
+  async #collectOutbox(job: Job, containerId: string): Promise<Outcome | { results: OutboxFile[] }> {
     const { settings } = this.#deps;
     const dir = this.#deps.jobs.outboxDir(job);
     await rm(dir, { recursive: true, force: true });
     await mkdir(dir, { recursive: true });
     try {
-      const files = await this.#deps.runner.collectOutbox(containerId, dir, {
+      const results = await this.#deps.runner.collectOutbox(containerId, dir, {
         maxTotalBytes: settings.outboxMaxBytes,
         maxFiles: settings.outboxMaxFiles,
         maxFileBytes: settings.outboxMaxBytes,
       });
-      await this.#deps.orm.em.fork().nativeUpdate(Job, { id: job.id }, { results: files });
-      return null;
+      return { results };
     } catch (error) {
       await rm(dir, { recursive: true, force: true });
       if (error instanceof OutboxTooLarge) return { state: 'FAILED', exitCode: null, error: `The job's /outbox is too large: ${error.message}` };
@@ -198,16 +224,25 @@ export class JobExecutor {
     }
   }
 
-  /** Only a RUNNING job is finished: one that another instance has ended already keeps its state. */
+  /** Records the final state, then moves the pipeline on. */
   async #finish(job: Job, outcome: Outcome, usage: ResourceUsage | null): Promise<void> {
+    await this.#record(job, outcome, usage, {});
+    await this.#deps.pipelines.advance(job.pipeline.id);
+  }
+
+  /**
+   * Stores the outcome with the results and usage in one write, and publishes it. Only a RUNNING job is
+   * changed: one that another instance has ended already keeps its state.
+   */
+  async #record(job: Job, outcome: Outcome, usage: ResourceUsage | null, extra: { logTruncated?: boolean; results?: OutboxFile[] }): Promise<void> {
     const changed = await this.#deps.orm.em.fork().nativeUpdate(Job, { id: job.id, state: 'RUNNING' }, {
       state: outcome.state,
       exitCode: outcome.exitCode,
       error: outcome.error,
       finishedAt: new Date(),
+      ...extra,
       ...(usage ? { cpuSeconds: usage.cpuSeconds, peakMemoryBytes: usage.peakMemoryBytes, bytesRead: usage.bytesRead, bytesWritten: usage.bytesWritten } : {}),
     });
     if (changed === 1) this.#deps.jobs.publish(job, outcome.state);
-    await this.#deps.pipelines.advance(job.pipeline.id);
   }
 }

@@ -88,7 +88,7 @@ export class PipelinesService {
    */
   async submit(user: User, id: number): Promise<Job[]> {
     const em = this.#deps.orm.em.fork();
-    await em.transactional(async (tx) => {
+    const jobs = await em.transactional(async (tx) => {
       const pipeline = await this.#owned(tx, user, id, true);
       assertNotRunning(pipeline);
       const jobs = await tx.find(Job, { pipeline: id }, { orderBy: { position: 'asc' } });
@@ -103,10 +103,12 @@ export class PipelinesService {
       }
       Object.assign(pipeline, { state: 'RUNNING', submittedAt: now, finishedAt: null, cancelRequestedAt: null } satisfies Partial<Pipeline>);
       await tx.nativeDelete(LogLine, { source: 'job', sourceId: { $in: jobs.map((j) => j.id) } });
-      await tx.flush();
-      await this.#dispatchNext(tx, pipeline);
+      // The first job's dispatch goes into the same flush as the reset (one round of updates, not two).
+      await this.#dispatchNext(tx, pipeline, jobs);
+      return jobs;
     });
-    await Promise.all((await this.jobs(user, id)).map((job) => rm(path.join(this.#deps.dataDir, job.workDir, 'outbox'), { recursive: true, force: true })));
+    // Before the wake-up: the first job may be running a few milliseconds later, and it writes its outbox here.
+    await Promise.all(jobs.map((job) => rm(path.join(this.#deps.dataDir, job.workDir, 'outbox'), { recursive: true, force: true })));
     this.#deps.queue.wake(JOB_TASK);
     this.#publish(id, 'RUNNING');
     return this.jobs(user, id);
@@ -136,35 +138,43 @@ export class PipelinesService {
    */
   async advance(pipelineId: number): Promise<void> {
     let finalState: PipelineState | null = null;
+    let dispatched = false;
     await this.#deps.orm.em.fork().transactional(async (tx) => {
       const pipeline = await tx.findOne(Pipeline, { id: pipelineId }, { lockMode: LockMode.PESSIMISTIC_WRITE });
       if (!pipeline || pipeline.state !== 'RUNNING') return;
-      if (await this.#dispatchNext(tx, pipeline)) return;
-      const jobs = await tx.find(Job, { pipeline: pipelineId });
-      if (jobs.some((job) => job.state === 'RUNNING' || (job.state === 'QUEUED' && job.dispatchedAt))) return;
+      const jobs = await tx.find(Job, { pipeline: pipelineId }, { orderBy: { position: 'asc' } });
+      const next = await this.#dispatchNext(tx, pipeline, jobs);
+      dispatched = next === 'dispatched';
+      if (next !== 'ended') return;
       const now = new Date();
       await tx.nativeUpdate(Job, { pipeline: pipelineId, state: 'QUEUED' }, { state: 'SKIPPED', finishedAt: now });
       finalState = pipeline.cancelRequestedAt ? 'CANCELED' : jobs.every((job) => job.state === 'SUCCEEDED') ? 'SUCCEEDED' : 'FAILED';
       Object.assign(pipeline, { state: finalState, finishedAt: now });
     });
+    // Workers are woken once the task is committed: woken before, they would find nothing to claim.
+    if (dispatched) this.#deps.queue.wake(JOB_TASK);
     if (finalState) this.#publish(pipelineId, finalState);
   }
 
-  /** Dispatches the first waiting job when nothing of the run is in flight and the run goes on. */
-  async #dispatchNext(tx: SqlEntityManager, pipeline: Pipeline): Promise<boolean> {
-    const jobs = await tx.find(Job, { pipeline: pipeline.id }, { orderBy: { position: 'asc' } });
-    if (jobs.some((job) => job.state === 'RUNNING' || (job.state === 'QUEUED' && job.dispatchedAt))) return true;
+  /**
+   * Dispatches the first waiting job (of `jobs`, the run's jobs in position order) when nothing of the run
+   * is in flight and the run goes on, and flushes. The caller wakes the workers after its commit.
+   */
+  async #dispatchNext(tx: SqlEntityManager, pipeline: Pipeline, jobs: Job[]): Promise<'dispatched' | 'in-flight' | 'ended'> {
+    if (jobs.some((job) => job.state === 'RUNNING' || (job.state === 'QUEUED' && job.dispatchedAt))) return 'in-flight';
     const next = jobs.find((job) => job.state === 'QUEUED');
     const stopped = jobs.some((job) => FINISHED_JOB_STATES.includes(job.state) && !['SUCCEEDED', 'SKIPPED'].includes(job.state));
-    if (!next || pipeline.cancelRequestedAt || (stopped && !pipeline.continueOnFailure)) return false;
+    if (!next || pipeline.cancelRequestedAt || (stopped && !pipeline.continueOnFailure)) {
+      await tx.flush();
+      return 'ended';
+    }
     next.dispatchedAt = new Date();
     await tx.flush();
     // The dispatch time tells this run's task from a stale one (a run canceled and submitted again).
     // A job with attachments runs on the instance that has them.
     const payload: JobTaskPayload = { jobId: next.id, dispatchedAt: next.dispatchedAt.toISOString() };
     await this.#deps.queue.add(JOB_TASK, payload, { em: tx, affinity: next.affinity ?? null, maxAttempts: TASK_ATTEMPTS });
-    this.#deps.queue.wake(JOB_TASK);
-    return true;
+    return 'dispatched';
   }
 
   async #owned(em: SqlEntityManager, user: User, id: number, lock = false): Promise<Pipeline> {

@@ -1,7 +1,9 @@
-// The JobRunner adapter on the Docker Engine API (dockerode). A job gets two labelled volumes: /inbox,
-// filled through a never-started "loader" container and mounted read-only in the job, and /outbox,
-// world-writable. The job container comes from the fixed template in job-template.ts; its output is
-// attached before start, its usage sampled from the stats stream, its outbox read back as a hostile tar.
+// The JobRunner adapter on the Docker Engine API (dockerode). A job gets a labelled /outbox volume,
+// world-writable when the job's user is not root, and, when it has attachments, a labelled /inbox volume
+// mounted read-only (without attachments /inbox is an empty read-only tmpfs). Volumes are filled through a
+// never-started "loader" container, only when there is something to fill. The job container comes from
+// the fixed template in job-template.ts; its output is attached before start, its usage sampled from the
+// stats stream, its outbox read back as a hostile tar.
 import { randomBytes } from 'node:crypto';
 import { open } from 'node:fs/promises';
 import { StringDecoder } from 'node:string_decoder';
@@ -11,7 +13,7 @@ import tar from 'tar-stream';
 import type { JobContainerSpec, JobExit, JobRunner, ManagedContainer, OutboxCaps, OutboxFile, OutputStream, ResourceUsage, RunningJob } from '../jobs.ts';
 import { extractOutbox } from '../outbox.ts';
 import { dockerOptions } from './docker-engine.ts';
-import { isJobContainer, jobContainerOptions, jobLabels, jobNames, LABEL, loaderContainerOptions } from './job-template.ts';
+import { isJobContainer, jobContainerOptions, jobLabels, jobNames, LABEL, loaderContainerOptions, OUTBOX } from './job-template.ts';
 import type { JobVolumes } from './job-template.ts';
 import { drained } from '../../util/drained.ts';
 
@@ -23,9 +25,26 @@ export interface DockerJobRunnerSettings {
 type Pack = ReturnType<typeof tar.pack>;
 type OnOutput = (stream: OutputStream, chunk: string) => void;
 
+/** What start needs from an image's config. Image ids are content hashes: the config of one never changes. */
+interface ImageConfig {
+  user: string;
+  volumes: string[];
+}
+
+/** Image configs kept (a job's image is read once, not per job); past this many the cache starts over. */
+const IMAGE_CACHE_SIZE = 500;
+
 export class DockerJobRunner implements JobRunner {
   readonly docker: Docker;
   readonly #settings: DockerJobRunnerSettings;
+  readonly #images = new Map<string, Promise<ImageConfig>>();
+  /**
+   * The mtime of each started job's /outbox root just before its start: while it is unchanged nothing was
+   * created in /outbox, and collectOutbox skips the engine's archive (a helper process on the engine side).
+   */
+  readonly #outboxBefore = new Map<string, string>();
+  /** Loaders being removed in the background (by job container name): their volumes cannot go before them. */
+  readonly #loaderRemovals = new Map<string, Promise<void>>();
 
   constructor(dockerHost: string, settings: Partial<DockerJobRunnerSettings> = {}) {
     this.docker = new Docker(dockerOptions(dockerHost));
@@ -35,15 +54,26 @@ export class DockerJobRunner implements JobRunner {
   async start(spec: JobContainerSpec, onOutput: OnOutput): Promise<RunningJob> {
     checkInboxNames(spec.inbox);
     const names = jobNames(spec.jobId, randomBytes(4).toString('hex'));
+    const image = await this.#imageConfig(spec.image);
+    const volumes: JobVolumes = { inbox: spec.inbox.length > 0 ? names.volumes.inbox : null, outbox: names.volumes.outbox };
+    // A fresh volume's root is root's, mode 0755: a root job writes /outbox as it is, any other user needs
+    // the loader to make it 1777. Without a loader the engine makes the outbox volume with the container.
+    const loader = volumes.inbox !== null || !runsAsRoot(this.#settings.user ?? image.user);
+    let created: Docker.Container | null = null;
     try {
-      await this.#createVolumes(spec, names.volumes);
-      await this.#loadInbox(spec, names.loader, names.volumes);
-      const imageVolumes = Object.keys((await this.docker.getImage(spec.image).inspect()).Config?.Volumes ?? {}).map((target) => path.posix.normalize(target));
-      const options = jobContainerOptions(spec, { name: names.container, volumes: names.volumes, user: this.#settings.user, imageVolumes });
-      const container = await this.docker.createContainer(options);
-      return await runContainer(this.docker, container, onOutput);
+      if (loader) await this.#createVolumes(spec, volumes);
+      const options = jobContainerOptions(spec, { name: names.container, volumes, user: this.#settings.user, imageVolumes: image.volumes });
+      // The loader fills the volumes while the job container is being made.
+      const [container] = await settled([this.docker.createContainer(options), loader ? this.#load(spec, names.loader, names.container, volumes) : null]);
+      created = container;
+      return await runContainer(this.docker, container, onOutput, async () => {
+        this.#outboxBefore.set(container.id, await outboxMtime(container));
+      });
     } catch (error) {
-      await this.#forceRemove(names.container).catch(() => {}); // best effort: the first error is the one to report
+      // Best effort: the first error is the one to report.
+      if (created) this.#outboxBefore.delete(created.id);
+      await this.#forceRemove(names.container).catch(() => {});
+      await this.#loaderRemovals.get(names.container);
       await this.#forceRemove(names.loader).catch(() => {});
       await this.#removeVolumes([names.volumes.inbox, names.volumes.outbox]).catch(() => {});
       throw error;
@@ -51,7 +81,11 @@ export class DockerJobRunner implements JobRunner {
   }
 
   async collectOutbox(containerId: string, destDir: string, caps: OutboxCaps): Promise<OutboxFile[]> {
-    const archive = await this.docker.getContainer(containerId).getArchive({ path: '/outbox' });
+    const container = this.docker.getContainer(containerId);
+    // Any entry made directly in /outbox (and so any file anywhere under it) changes the root's mtime.
+    const before = this.#outboxBefore.get(containerId);
+    if (before !== undefined && (await outboxMtime(container)) === before) return [];
+    const archive = await container.getArchive({ path: OUTBOX });
     return extractOutbox(archive, destDir, caps, 'outbox');
   }
 
@@ -59,8 +93,11 @@ export class DockerJobRunner implements JobRunner {
     const info = await inspectOrNull(this.docker.getContainer(containerId));
     if (!info) return;
     if (!isJobContainer(info.Name, info.Config.Labels ?? {})) throw new Error(`container ${containerId} is not a Dockyard job container`);
+    const name = info.Name.replace(/^\//, '');
+    this.#outboxBefore.delete(info.Id);
     await this.#forceRemove(info.Id);
-    await this.#forceRemove(`${info.Name.replace(/^\//, '')}-loader`); // left behind only by a crash during start
+    await this.#loaderRemovals.get(name);
+    await this.#forceRemove(`${name}-loader`); // left behind only by a crash during start, or a failed removal
     const volumes = (info.Mounts ?? []).filter((m) => m.Type === 'volume' && m.Name?.startsWith('dockyard-job-')).map((m) => m.Name!);
     await this.#removeVolumes(volumes);
   }
@@ -83,14 +120,34 @@ export class DockerJobRunner implements JobRunner {
     await this.remove(containerId);
   }
 
-  async #createVolumes(spec: JobContainerSpec, volumes: JobVolumes): Promise<void> {
-    for (const name of [volumes.inbox, volumes.outbox]) {
-      await this.docker.createVolume({ Name: name, Driver: 'local', Labels: jobLabels(spec) });
+  #imageConfig(image: string): Promise<ImageConfig> {
+    let config = this.#images.get(image);
+    if (!config) {
+      if (this.#images.size >= IMAGE_CACHE_SIZE) this.#images.clear();
+      config = this.docker
+        .getImage(image)
+        .inspect()
+        .then((info) => ({
+          user: info.Config?.User ?? '',
+          volumes: Object.keys(info.Config?.Volumes ?? {}).map((target) => path.posix.normalize(target)),
+        }));
+      // A failed read (the image is gone, the engine is away) is not kept.
+      config.catch(() => this.#images.delete(image));
+      this.#images.set(image, config);
     }
+    return config;
   }
 
-  /** Extracts the inbox archive (which also sets the volume roots' modes) into a loader, then removes it. */
-  async #loadInbox(spec: JobContainerSpec, loaderName: string, volumes: JobVolumes): Promise<void> {
+  async #createVolumes(spec: JobContainerSpec, volumes: JobVolumes): Promise<void> {
+    const names = [volumes.inbox, volumes.outbox].filter((name) => name !== null);
+    await settled(names.map((name) => this.docker.createVolume({ Name: name, Driver: 'local', Labels: jobLabels(spec) })));
+  }
+
+  /**
+   * Extracts the inbox archive (which also sets the volume roots' modes) into a loader. The loader is then
+   * removed in the background: the job starts without waiting for that, and `remove` waits for it.
+   */
+  async #load(spec: JobContainerSpec, loaderName: string, containerName: string, volumes: JobVolumes): Promise<void> {
     const loader = await this.docker.createContainer(loaderContainerOptions(spec, loaderName, volumes));
     try {
       // Whichever side fails first stops the other: a failed read aborts the upload, a refused upload
@@ -102,12 +159,17 @@ export class DockerJobRunner implements JobRunner {
         pack.destroy(error instanceof Error ? error : new Error(String(error)));
         throw error;
       };
-      const filling = fillInbox(pack, spec.inbox).catch(fail);
+      const filling = fillVolumes(pack, volumes.inbox !== null ? spec.inbox : null).catch(fail);
       const putting = loader.putArchive(pack as unknown as NodeJS.ReadableStream, { path: '/', abortSignal: abort.signal }).catch(fail);
       await Promise.all([putting, filling]);
-    } finally {
+    } catch (error) {
       await this.#forceRemove(loader.id);
+      throw error;
     }
+    const removal = this.#forceRemove(loader.id)
+      .catch(() => {}) // `remove` tries again by name
+      .finally(() => this.#loaderRemovals.delete(containerName));
+    this.#loaderRemovals.set(containerName, removal);
   }
 
   async #forceRemove(nameOrId: string): Promise<void> {
@@ -115,8 +177,35 @@ export class DockerJobRunner implements JobRunner {
   }
 
   async #removeVolumes(names: string[]): Promise<void> {
-    for (const name of names) await ignoreStatus(this.docker.getVolume(name).remove(), [404]);
+    await settled(names.map((name) => ignoreStatus(this.docker.getVolume(name).remove(), [404])));
   }
+}
+
+/** Root (uid 0), by name or number; an image without USER runs as root. */
+function runsAsRoot(user: string): boolean {
+  const name = user.split(':')[0]!.trim();
+  return name === '' || name === 'root' || name === '0';
+}
+
+/** The mtime of /outbox as the engine reports it (to the nanosecond), from a stat without an archive. */
+async function outboxMtime(container: Docker.Container): Promise<string> {
+  const response = (await container.infoArchive({ path: OUTBOX })) as NodeJS.ReadableStream & { headers: Record<string, string | undefined> };
+  response.resume();
+  const header = response.headers['x-docker-container-path-stat'];
+  const stat = header ? (JSON.parse(Buffer.from(header, 'base64').toString('utf8')) as { mtime?: string }) : {};
+  if (!stat.mtime) throw new Error('the engine did not report the state of /outbox');
+  return stat.mtime;
+}
+
+/**
+ * Like Promise.all, but waits for every promise to settle before rejecting with the first error, so that a
+ * cleanup after a failure never runs while another part is still making something.
+ */
+async function settled<T extends readonly unknown[]>(promises: T): Promise<{ -readonly [K in keyof T]: Awaited<T[K]> }> {
+  const results = await Promise.allSettled(promises);
+  const failed = results.find((result) => result.status === 'rejected');
+  if (failed) throw failed.reason;
+  return results.map((result) => (result as PromiseFulfilledResult<unknown>).value) as { -readonly [K in keyof T]: Awaited<T[K]> };
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -131,12 +220,15 @@ function checkInboxNames(inbox: JobContainerSpec['inbox']): void {
   }
 }
 
-/** `inbox/` 0755 with each file 0444 in it, and `outbox/` 01777 so that any user of the image can write there. */
-async function fillInbox(pack: Pack, inbox: JobContainerSpec['inbox']): Promise<void> {
+/**
+ * `inbox/` 0755 with each file 0444 in it (null: the job has no inbox volume), and `outbox/` 01777 so that
+ * any user of the image can write there.
+ */
+async function fillVolumes(pack: Pack, inbox: JobContainerSpec['inbox'] | null): Promise<void> {
   const owner = { uid: 0, gid: 0, mtime: new Date() };
-  await addEntry(pack, { name: 'inbox/', type: 'directory', mode: 0o755, ...owner });
+  if (inbox) await addEntry(pack, { name: 'inbox/', type: 'directory', mode: 0o755, ...owner });
   await addEntry(pack, { name: 'outbox/', type: 'directory', mode: 0o1777, ...owner });
-  for (const file of inbox) await addFile(pack, `inbox/${file.name}`, file.path, owner);
+  for (const file of inbox ?? []) await addFile(pack, `inbox/${file.name}`, file.path, owner);
   pack.finalize();
 }
 
@@ -179,8 +271,15 @@ async function copy(handle: Awaited<ReturnType<typeof open>>, size: number, sink
 // ---------------------------------------------------------------------------------------------------
 // A started job: output, usage, exit, stop.
 
-async function runContainer(docker: Docker, container: Docker.Container, onOutput: OnOutput): Promise<RunningJob> {
-  const attached = await container.attach({ stream: true, stdout: true, stderr: true, logs: false });
+/** Attaches (while `beforeStart` runs), then starts. */
+async function runContainer(docker: Docker, container: Docker.Container, onOutput: OnOutput, beforeStart: () => Promise<void>): Promise<RunningJob> {
+  const [attaching, prepared] = await Promise.allSettled([container.attach({ stream: true, stdout: true, stderr: true, logs: false }), beforeStart()]);
+  if (attaching.status === 'rejected') throw attaching.reason;
+  const attached = attaching.value as NodeJS.ReadableStream;
+  if (prepared.status === 'rejected') {
+    (attached as NodeJS.ReadableStream & { destroy?: () => void }).destroy?.();
+    throw prepared.reason;
+  }
   const output = deliverOutput(docker, attached, onOutput);
   try {
     await container.start();

@@ -1,5 +1,6 @@
 // The fixed server-side template of job containers (and of the never-started "loader" that fills the
-// inbox). Pure functions: a test compares their output with an inspected container field by field.
+// inbox, and prepares the outbox for a job user other than root). Pure functions: a test compares their
+// output with an inspected container field by field.
 // No user value becomes an engine parameter except the image id, Cmd, Env values and inbox contents.
 import type Docker from 'dockerode';
 import type { JobContainerSpec } from '../jobs.ts';
@@ -20,9 +21,12 @@ export const FILE_SIZE_LIMIT = 2 ** 30;
 export const OPEN_FILES_LIMIT = 1024;
 export const SHM_BYTES = 64 * 2 ** 20;
 export const OOM_SCORE_ADJ = 500;
+/** The /inbox of a job without attachments: an empty tmpfs, read-only like the volume it replaces. */
+export const EMPTY_INBOX_TMPFS = 'ro,nosuid,nodev,noexec,size=4096,mode=755';
 
 export interface JobVolumes {
-  inbox: string;
+  /** null: the job has no attachments, and /inbox is an empty read-only tmpfs (no volume to make, fill and remove). */
+  inbox: string | null;
   outbox: string;
 }
 
@@ -43,7 +47,7 @@ export interface JobTemplateSettings {
  * Names of one start of a job: the run id (random) keeps a retried job, or two services sharing an
  * engine with overlapping job ids, from ever meeting a stale volume.
  */
-export function jobNames(jobId: number, runId: string): { container: string; loader: string; volumes: JobVolumes } {
+export function jobNames(jobId: number, runId: string): { container: string; loader: string; volumes: { inbox: string; outbox: string } } {
   const base = `dockyard-job-${jobId}-${runId}`;
   return { container: base, loader: `${base}-loader`, volumes: { inbox: `${base}-inbox`, outbox: `${base}-outbox` } };
 }
@@ -103,8 +107,8 @@ function jobHostConfig(spec: JobContainerSpec, settings: JobTemplateSettings): D
     SecurityOpt: ['no-new-privileges:true'],
     ReadonlyRootfs: true,
     Mounts: [
-      volumeMount(settings.volumes.inbox, INBOX, true),
-      volumeMount(settings.volumes.outbox, OUTBOX, false),
+      ...(settings.volumes.inbox !== null ? [volumeMount(settings.volumes.inbox, INBOX, true, spec)] : []),
+      volumeMount(settings.volumes.outbox, OUTBOX, false, spec),
     ],
     Tmpfs: {
       ...Object.fromEntries(
@@ -112,6 +116,7 @@ function jobHostConfig(spec: JobContainerSpec, settings: JobTemplateSettings): D
           .filter((target) => ![INBOX, OUTBOX, '/tmp'].includes(target))
           .map((target) => [target, tmpfsOptions(limits.tmpBytes, settings.user)]),
       ),
+      ...(settings.volumes.inbox === null ? { [INBOX]: EMPTY_INBOX_TMPFS } : {}),
       '/tmp': tmpfsOptions(limits.tmpBytes, settings.user),
     },
     Binds: [],
@@ -140,8 +145,9 @@ function jobHostConfig(spec: JobContainerSpec, settings: JobTemplateSettings): D
 }
 
 /**
- * The loader: created from the job's image (never started) with both volumes mounted read-write, only so
- * that the engine can extract the inbox archive into them. It carries the job labels plus a role.
+ * The loader: created from the job's image (never started) with the job's volumes mounted read-write, only
+ * so that the engine can extract the inbox archive (and the outbox root's mode) into them. It carries the
+ * job labels plus a role.
  */
 export function loaderContainerOptions(spec: JobContainerSpec, name: string, volumes: JobVolumes): Docker.ContainerCreateOptions {
   return {
@@ -154,14 +160,18 @@ export function loaderContainerOptions(spec: JobContainerSpec, name: string, vol
     HostConfig: {
       NetworkMode: 'none',
       CapDrop: ['ALL'],
-      Mounts: [volumeMount(volumes.inbox, INBOX, false), volumeMount(volumes.outbox, OUTBOX, false)],
+      Mounts: [...(volumes.inbox !== null ? [volumeMount(volumes.inbox, INBOX, false, spec)] : []), volumeMount(volumes.outbox, OUTBOX, false, spec)],
       AutoRemove: false,
       RestartPolicy: { Name: 'no', MaximumRetryCount: 0 },
     },
   };
 }
 
-/** NoCopy: the image's own /inbox or /outbox content (if any) is never copied into the volume. */
-function volumeMount(source: string, target: string, readOnly: boolean): Docker.MountSettings {
-  return { Type: 'volume', Source: source, Target: target, ReadOnly: readOnly, VolumeOptions: { NoCopy: true } } as Docker.MountSettings;
+/**
+ * NoCopy: the image's own /inbox or /outbox content (if any) is never copied into the volume. The labels
+ * are those of a volume the engine makes on the spot when it does not exist yet (the outbox of a job
+ * without a loader is made that way, by creating the job container): listed and removed like the others.
+ */
+function volumeMount(source: string, target: string, readOnly: boolean, spec: JobContainerSpec): Docker.MountSettings {
+  return { Type: 'volume', Source: source, Target: target, ReadOnly: readOnly, VolumeOptions: { NoCopy: true, Labels: jobLabels(spec) } } as Docker.MountSettings;
 }
