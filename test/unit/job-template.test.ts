@@ -87,11 +87,14 @@ describe('job container template', () => {
     });
   });
 
-  it('gives a job without attachments an empty read-only tmpfs as /inbox instead of a volume', () => {
+  it('gives a job without attachments an empty read-only tmpfs as /inbox instead of a volume, and can leave the outbox anonymous', () => {
     const { volumes, container } = jobNames(42, 'ab12cd34');
-    const options = jobContainerOptions({ ...spec, inbox: [] }, { name: container, volumes: { inbox: null, outbox: volumes.outbox }, user: null });
+    const options = jobContainerOptions({ ...spec, inbox: [] }, { name: container, volumes: { inbox: null, outbox: null }, user: null });
     expect(options.WorkingDir).toBe('/inbox');
-    expect(options.HostConfig?.Mounts?.map((m) => [m.Type, m.Source, m.Target, m.ReadOnly])).toEqual([['volume', volumes.outbox, '/outbox', false]]);
+    // An anonymous outbox volume: the engine makes it with the container and removes it with it.
+    expect(options.HostConfig?.Mounts).toEqual([
+      { Type: 'volume', Target: '/outbox', ReadOnly: false, VolumeOptions: { NoCopy: true, Labels: expect.objectContaining({ 'io.dockyard.job': '42' }) } },
+    ]);
     expect(options.HostConfig?.Tmpfs).toEqual({
       '/inbox': 'ro,nosuid,nodev,noexec,size=4096,mode=755',
       '/tmp': 'rw,nosuid,nodev,noexec,size=16777216,mode=1777',

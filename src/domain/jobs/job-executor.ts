@@ -182,8 +182,12 @@ export class JobExecutor {
     };
     const cancelCheck = setInterval(() => void checkCancel(), CANCEL_POLL_MS);
     try {
-      await this.#deps.orm.em.fork().nativeUpdate(Job, { id: job.id }, { containerId: container.containerId });
-      await checkCancel();
+      // The container id is recorded (for operators) and the first cancel check made in one statement.
+      const [row] = await this.#deps.orm.em.fork().execute<{ cancel_requested_at: Date | null }[]>(
+        'update jobs set container_id = ? where id = ? returning cancel_requested_at',
+        [container.containerId, job.id],
+      );
+      if (row?.cancel_requested_at) end('CANCELED');
       const exit = await container.exited;
       for (const stream of ['stdout', 'stderr'] as const) splitters[stream].end().forEach((line) => log.write(stream, line));
       const usage = container.usage();

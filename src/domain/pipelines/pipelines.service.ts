@@ -147,7 +147,7 @@ export class PipelinesService {
       dispatched = next === 'dispatched';
       if (next !== 'ended') return;
       const now = new Date();
-      await tx.nativeUpdate(Job, { pipeline: pipelineId, state: 'QUEUED' }, { state: 'SKIPPED', finishedAt: now });
+      if (jobs.some((job) => job.state === 'QUEUED')) await tx.nativeUpdate(Job, { pipeline: pipelineId, state: 'QUEUED' }, { state: 'SKIPPED', finishedAt: now });
       finalState = pipeline.cancelRequestedAt ? 'CANCELED' : jobs.every((job) => job.state === 'SUCCEEDED') ? 'SUCCEEDED' : 'FAILED';
       Object.assign(pipeline, { state: finalState, finishedAt: now });
     });

@@ -34,17 +34,26 @@ interface ImageConfig {
 /** Image configs kept (a job's image is read once, not per job); past this many the cache starts over. */
 const IMAGE_CACHE_SIZE = 500;
 
+/** What this process knows of a job container it made, until it removes it. */
+interface Made {
+  name: string;
+  /** The named volumes it mounts (an anonymous outbox goes with the container). */
+  volumes: string[];
+  /** Its loader's removal, running in the background (the volumes cannot go before the loader). */
+  loaderRemoval: Promise<void> | null;
+  /**
+   * The mtime of /outbox just before the start: while it is unchanged nothing was created in /outbox,
+   * and collectOutbox skips the engine's archive (a helper process on the engine side).
+   */
+  outboxBefore: string | null;
+}
+
 export class DockerJobRunner implements JobRunner {
   readonly docker: Docker;
   readonly #settings: DockerJobRunnerSettings;
   readonly #images = new Map<string, Promise<ImageConfig>>();
-  /**
-   * The mtime of each started job's /outbox root just before its start: while it is unchanged nothing was
-   * created in /outbox, and collectOutbox skips the engine's archive (a helper process on the engine side).
-   */
-  readonly #outboxBefore = new Map<string, string>();
-  /** Loaders being removed in the background (by job container name): their volumes cannot go before them. */
-  readonly #loaderRemovals = new Map<string, Promise<void>>();
+  /** By container id. */
+  readonly #made = new Map<string, Made>();
 
   constructor(dockerHost: string, settings: Partial<DockerJobRunnerSettings> = {}) {
     this.docker = new Docker(dockerOptions(dockerHost));
@@ -55,25 +64,31 @@ export class DockerJobRunner implements JobRunner {
     checkInboxNames(spec.inbox);
     const names = jobNames(spec.jobId, randomBytes(4).toString('hex'));
     const image = await this.#imageConfig(spec.image);
-    const volumes: JobVolumes = { inbox: spec.inbox.length > 0 ? names.volumes.inbox : null, outbox: names.volumes.outbox };
     // A fresh volume's root is root's, mode 0755: a root job writes /outbox as it is, any other user needs
-    // the loader to make it 1777. Without a loader the engine makes the outbox volume with the container.
-    const loader = volumes.inbox !== null || !runsAsRoot(this.#settings.user ?? image.user);
-    let created: Docker.Container | null = null;
+    // the loader to make it 1777. Without a loader the outbox is an anonymous volume the engine makes with
+    // the container (and removes with it).
+    const loader = spec.inbox.length > 0 || !runsAsRoot(this.#settings.user ?? image.user);
+    const volumes = loader ? { inbox: spec.inbox.length > 0 ? names.volumes.inbox : null, outbox: names.volumes.outbox } : { inbox: null, outbox: null };
+    const made: Made = { name: names.container, volumes: [volumes.inbox, volumes.outbox].filter((name) => name !== null), loaderRemoval: null, outboxBefore: null };
+    let containerId: string | null = null;
     try {
-      if (loader) await this.#createVolumes(spec, volumes);
+      if (loader) await this.#createVolumes(spec, made.volumes);
       const options = jobContainerOptions(spec, { name: names.container, volumes, user: this.#settings.user, imageVolumes: image.volumes });
       // The loader fills the volumes while the job container is being made.
-      const [container] = await settled([this.docker.createContainer(options), loader ? this.#load(spec, names.loader, names.container, volumes) : null]);
-      created = container;
+      const [container] = await settled([
+        this.docker.createContainer(options),
+        loader ? this.#load(spec, names.loader, { inbox: volumes.inbox, outbox: names.volumes.outbox }, made) : null,
+      ]);
+      containerId = container.id;
+      this.#made.set(container.id, made);
       return await runContainer(this.docker, container, onOutput, async () => {
-        this.#outboxBefore.set(container.id, await outboxMtime(container));
+        made.outboxBefore = await outboxMtime(container);
       });
     } catch (error) {
       // Best effort: the first error is the one to report.
-      if (created) this.#outboxBefore.delete(created.id);
+      if (containerId) this.#made.delete(containerId);
       await this.#forceRemove(names.container).catch(() => {});
-      await this.#loaderRemovals.get(names.container);
+      await made.loaderRemoval;
       await this.#forceRemove(names.loader).catch(() => {});
       await this.#removeVolumes([names.volumes.inbox, names.volumes.outbox]).catch(() => {});
       throw error;
@@ -83,21 +98,29 @@ export class DockerJobRunner implements JobRunner {
   async collectOutbox(containerId: string, destDir: string, caps: OutboxCaps): Promise<OutboxFile[]> {
     const container = this.docker.getContainer(containerId);
     // Any entry made directly in /outbox (and so any file anywhere under it) changes the root's mtime.
-    const before = this.#outboxBefore.get(containerId);
-    if (before !== undefined && (await outboxMtime(container)) === before) return [];
+    const before = this.#made.get(containerId)?.outboxBefore;
+    if (before && (await outboxMtime(container)) === before) return [];
     const archive = await container.getArchive({ path: OUTBOX });
     return extractOutbox(archive, destDir, caps, 'outbox');
   }
 
   async remove(containerId: string): Promise<void> {
+    const made = this.#made.get(containerId);
+    if (made) {
+      // Made here: what it mounts is known, no need to ask the engine.
+      await this.#forceRemove(containerId);
+      this.#made.delete(containerId);
+      if (made.loaderRemoval) {
+        await made.loaderRemoval;
+        await this.#forceRemove(`${made.name}-loader`); // in case the background removal failed
+      }
+      return this.#removeVolumes(made.volumes);
+    }
     const info = await inspectOrNull(this.docker.getContainer(containerId));
     if (!info) return;
     if (!isJobContainer(info.Name, info.Config.Labels ?? {})) throw new Error(`container ${containerId} is not a Dockyard job container`);
-    const name = info.Name.replace(/^\//, '');
-    this.#outboxBefore.delete(info.Id);
     await this.#forceRemove(info.Id);
-    await this.#loaderRemovals.get(name);
-    await this.#forceRemove(`${name}-loader`); // left behind only by a crash during start, or a failed removal
+    await this.#forceRemove(`${info.Name.replace(/^\//, '')}-loader`); // left behind only by a crash during start
     const volumes = (info.Mounts ?? []).filter((m) => m.Type === 'volume' && m.Name?.startsWith('dockyard-job-')).map((m) => m.Name!);
     await this.#removeVolumes(volumes);
   }
@@ -138,16 +161,15 @@ export class DockerJobRunner implements JobRunner {
     return config;
   }
 
-  async #createVolumes(spec: JobContainerSpec, volumes: JobVolumes): Promise<void> {
-    const names = [volumes.inbox, volumes.outbox].filter((name) => name !== null);
+  async #createVolumes(spec: JobContainerSpec, names: string[]): Promise<void> {
     await settled(names.map((name) => this.docker.createVolume({ Name: name, Driver: 'local', Labels: jobLabels(spec) })));
   }
 
   /**
    * Extracts the inbox archive (which also sets the volume roots' modes) into a loader. The loader is then
-   * removed in the background: the job starts without waiting for that, and `remove` waits for it.
+   * removed in the background (`made.loaderRemoval`): the job starts without waiting for that.
    */
-  async #load(spec: JobContainerSpec, loaderName: string, containerName: string, volumes: JobVolumes): Promise<void> {
+  async #load(spec: JobContainerSpec, loaderName: string, volumes: JobVolumes & { outbox: string }, made: Made): Promise<void> {
     const loader = await this.docker.createContainer(loaderContainerOptions(spec, loaderName, volumes));
     try {
       // Whichever side fails first stops the other: a failed read aborts the upload, a refused upload
@@ -166,10 +188,7 @@ export class DockerJobRunner implements JobRunner {
       await this.#forceRemove(loader.id);
       throw error;
     }
-    const removal = this.#forceRemove(loader.id)
-      .catch(() => {}) // `remove` tries again by name
-      .finally(() => this.#loaderRemovals.delete(containerName));
-    this.#loaderRemovals.set(containerName, removal);
+    made.loaderRemoval = this.#forceRemove(loader.id).catch(() => {}); // `remove` tries again by name
   }
 
   async #forceRemove(nameOrId: string): Promise<void> {

@@ -27,7 +27,11 @@ export const EMPTY_INBOX_TMPFS = 'ro,nosuid,nodev,noexec,size=4096,mode=755';
 export interface JobVolumes {
   /** null: the job has no attachments, and /inbox is an empty read-only tmpfs (no volume to make, fill and remove). */
   inbox: string | null;
-  outbox: string;
+  /**
+   * null: an anonymous volume, which the engine makes with the container and removes with it (one request
+   * fewer each way). Named when a loader has to prepare it before the job container exists.
+   */
+  outbox: string | null;
 }
 
 export interface JobTemplateSettings {
@@ -149,7 +153,7 @@ function jobHostConfig(spec: JobContainerSpec, settings: JobTemplateSettings): D
  * so that the engine can extract the inbox archive (and the outbox root's mode) into them. It carries the
  * job labels plus a role.
  */
-export function loaderContainerOptions(spec: JobContainerSpec, name: string, volumes: JobVolumes): Docker.ContainerCreateOptions {
+export function loaderContainerOptions(spec: JobContainerSpec, name: string, volumes: JobVolumes & { outbox: string }): Docker.ContainerCreateOptions {
   return {
     name,
     Image: spec.image,
@@ -169,9 +173,8 @@ export function loaderContainerOptions(spec: JobContainerSpec, name: string, vol
 
 /**
  * NoCopy: the image's own /inbox or /outbox content (if any) is never copied into the volume. The labels
- * are those of a volume the engine makes on the spot when it does not exist yet (the outbox of a job
- * without a loader is made that way, by creating the job container): listed and removed like the others.
+ * are those of a volume the engine makes on the spot (an anonymous one, source null): labelled like the others.
  */
-function volumeMount(source: string, target: string, readOnly: boolean, spec: JobContainerSpec): Docker.MountSettings {
-  return { Type: 'volume', Source: source, Target: target, ReadOnly: readOnly, VolumeOptions: { NoCopy: true, Labels: jobLabels(spec) } } as Docker.MountSettings;
+function volumeMount(source: string | null, target: string, readOnly: boolean, spec: JobContainerSpec): Docker.MountSettings {
+  return { Type: 'volume', ...(source !== null ? { Source: source } : {}), Target: target, ReadOnly: readOnly, VolumeOptions: { NoCopy: true, Labels: jobLabels(spec) } } as Docker.MountSettings;
 }
