@@ -8,7 +8,7 @@ import type { Orm } from '../../db/orm.ts';
 import type { EventBus } from '../../events/pubsub.ts';
 import type { JobSettings } from '../../config.ts';
 import type { Task } from '../../scheduler/queue.ts';
-import { OutboxTooLarge, type JobRunner, type OutboxFile, type ResourceUsage, type RunningJob } from '../../runner/jobs.ts';
+import { OutboxTooLarge, type JobRunner, type OutboxFile, type ResourceUsage } from '../../runner/jobs.ts';
 import { UnsafeOutboxEntry } from '../../runner/outbox.ts';
 import { LineSplitter } from '../logs/line-splitter.ts';
 import { CappedLog, LogWriter, type LogsService } from '../logs/logs.service.ts';
@@ -49,10 +49,31 @@ interface Started {
   containerId: string | null;
 }
 
+/**
+ * A job of this process from the moment it is RUNNING until its container exited: a cancel request, the
+ * timeout or a shutdown ends it, also while its container is still being made (it is stopped once it exists).
+ */
+class RunControl {
+  ending: Ending | null = null;
+  #stop: (() => void) | null = null;
+
+  end(reason: Ending): void {
+    if (this.ending) return;
+    this.ending = reason;
+    this.#stop?.();
+  }
+
+  /** The container exists: `stop` ends it, at once if an ending came while it was being made. */
+  started(stop: () => void): void {
+    this.#stop = stop;
+    if (this.ending) stop();
+  }
+}
+
 export class JobExecutor {
   readonly #deps: JobExecutorDeps;
   /** Jobs running in this process: cancel requests from any instance, timeouts and shutdown stop them. */
-  readonly #running = new Map<number, { container: RunningJob; end(reason: Ending): void }>();
+  readonly #running = new Map<number, RunControl>();
   #cancelRequests: AsyncIterator<unknown> | null = null;
   #stopping = false;
 
@@ -115,15 +136,22 @@ export class JobExecutor {
     if (job.state !== 'QUEUED' || (await em.nativeUpdate(Job, { id: jobId, state: 'QUEUED' }, { state: 'RUNNING', startedAt: new Date() })) !== 1) {
       return this.#deps.pipelines.advance(job.pipeline.id);
     }
+    // Registered before its container is made: a cancel request from now on is not lost (one whose event
+    // Redis dropped is found by the poll of the database flag in #execute).
+    const control = new RunControl();
+    this.#running.set(job.id, control);
+    if (this.#stopping) control.end('SERVICE_STOPPING');
     this.#deps.jobs.publish(job, 'RUNNING');
     const log = new CappedLog(new LogWriter(this.#deps.logs, 'job', job.id, 1), this.#deps.settings.logMaxBytes);
     const started: Started = { containerId: null };
     let ended: Ended;
     try {
-      ended = await this.#execute(job, log, started);
+      ended = await this.#execute(job, log, started, control);
     } catch (error) {
       console.error(`jobs: job ${job.id} could not run`, error);
       ended = { outcome: { state: 'ERRORED', exitCode: null, error: `The engine failed: ${(error as Error).message}` }, usage: null, results: [] };
+    } finally {
+      this.#running.delete(job.id);
     }
     const { outcome } = ended;
     if (outcome.state !== 'SUCCEEDED') log.system(`${outcome.state}${outcome.exitCode !== null ? ` (exit code ${outcome.exitCode})` : ''}: ${outcome.error ?? ''}`);
@@ -134,7 +162,8 @@ export class JobExecutor {
     try {
       // The job ends in a final state even if its last lines cannot be stored.
       await log.close().catch((error: unknown) => console.error(`jobs: could not store the last output of job ${job.id}`, error));
-      await this.#record(job, outcome, ended.usage, { logTruncated: log.truncated, results: ended.results });
+      // The container id is kept for operators; it is written here, with the rest, to save a statement per job.
+      await this.#record(job, outcome, ended.usage, { logTruncated: log.truncated, results: ended.results, ...(started.containerId ? { containerId: started.containerId } : {}) });
     } catch (error) {
       await removal();
       throw error;
@@ -147,7 +176,7 @@ export class JobExecutor {
   }
 
   /** Runs the container to its end and keeps its /outbox; the container is left for the caller to remove (`started`). */
-  async #execute(job: Job, log: CappedLog, started: Started): Promise<Ended> {
+  async #execute(job: Job, log: CappedLog, started: Started, control: RunControl): Promise<Ended> {
     const { runner, settings } = this.#deps;
     const inbox = this.#deps.jobs.inboxDir(job);
     const splitters = { stdout: new LineSplitter(), stderr: new LineSplitter() };
@@ -165,33 +194,19 @@ export class JobExecutor {
       (stream, chunk) => splitters[stream].push(chunk).forEach((line) => log.write(stream, line)),
     );
     started.containerId = container.containerId;
-    let ending: Ending | null = null;
-    const end = (reason: Ending) => {
-      if (ending) return;
-      ending = reason;
-      void container.stop(settings.stopGraceSeconds).catch(() => {});
-    };
-    this.#running.set(job.id, { container, end });
-    if (this.#stopping) end('SERVICE_STOPPING'); // shut down while the container was being made
-    const timer = setTimeout(() => end('TIMED_OUT'), job.timeoutSeconds * 1000);
-    // Cancel requests travel as events, which a Redis outage can drop (and one may have come before the
-    // container existed): the database flag is checked now and every few seconds.
+    control.started(() => void container.stop(settings.stopGraceSeconds).catch(() => {}));
+    const timer = setTimeout(() => control.end('TIMED_OUT'), job.timeoutSeconds * 1000);
+    // Cancel requests travel as events, which a Redis outage can drop: the database flag is polled too.
     const checkCancel = async () => {
       const current = await this.#deps.orm.em.fork().findOne(Job, { id: job.id }, { fields: ['cancelRequestedAt'] }).catch(() => null);
-      if (current?.cancelRequestedAt) end('CANCELED');
+      if (current?.cancelRequestedAt) control.end('CANCELED');
     };
     const cancelCheck = setInterval(() => void checkCancel(), CANCEL_POLL_MS);
     try {
-      // The container id is recorded (for operators) and the first cancel check made in one statement.
-      const [row] = await this.#deps.orm.em.fork().execute<{ cancel_requested_at: Date | null }[]>(
-        'update jobs set container_id = ? where id = ? returning cancel_requested_at',
-        [container.containerId, job.id],
-      );
-      if (row?.cancel_requested_at) end('CANCELED');
       const exit = await container.exited;
       for (const stream of ['stdout', 'stderr'] as const) splitters[stream].end().forEach((line) => log.write(stream, line));
       const usage = container.usage();
-      const stopped = ending as Ending | null;
+      const stopped = control.ending;
       const ended = (outcome: Outcome, results: OutboxFile[] = []): Ended => ({ outcome, usage, results });
       if (stopped === 'CANCELED') return ended({ state: 'CANCELED', exitCode: exit.exitCode, error: 'Canceled.' });
       if (stopped === 'TIMED_OUT') return ended({ state: 'TIMED_OUT', exitCode: exit.exitCode, error: `The job ran longer than ${job.timeoutSeconds} s.` });
@@ -203,7 +218,6 @@ export class JobExecutor {
     } finally {
       clearTimeout(timer);
       clearInterval(cancelCheck);
-      this.#running.delete(job.id);
     }
   }
 
@@ -238,7 +252,7 @@ export class JobExecutor {
    * Stores the outcome with the results and usage in one write, and publishes it. Only a RUNNING job is
    * changed: one that another instance has ended already keeps its state.
    */
-  async #record(job: Job, outcome: Outcome, usage: ResourceUsage | null, extra: { logTruncated?: boolean; results?: OutboxFile[] }): Promise<void> {
+  async #record(job: Job, outcome: Outcome, usage: ResourceUsage | null, extra: { logTruncated?: boolean; results?: OutboxFile[]; containerId?: string }): Promise<void> {
     const changed = await this.#deps.orm.em.fork().nativeUpdate(Job, { id: job.id, state: 'RUNNING' }, {
       state: outcome.state,
       exitCode: outcome.exitCode,

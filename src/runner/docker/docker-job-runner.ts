@@ -46,6 +46,8 @@ interface Made {
    * and collectOutbox skips the engine's archive (a helper process on the engine side).
    */
   outboxBefore: string | null;
+  /** The same, read as soon as the container exited (with the exit details): what collectOutbox needs next. */
+  outboxAfter: Promise<string> | null;
 }
 
 export class DockerJobRunner implements JobRunner {
@@ -69,7 +71,7 @@ export class DockerJobRunner implements JobRunner {
     // the container (and removes with it).
     const loader = spec.inbox.length > 0 || !runsAsRoot(this.#settings.user ?? image.user);
     const volumes = loader ? { inbox: spec.inbox.length > 0 ? names.volumes.inbox : null, outbox: names.volumes.outbox } : { inbox: null, outbox: null };
-    const made: Made = { name: names.container, volumes: [volumes.inbox, volumes.outbox].filter((name) => name !== null), loaderRemoval: null, outboxBefore: null };
+    const made: Made = { name: names.container, volumes: [volumes.inbox, volumes.outbox].filter((name) => name !== null), loaderRemoval: null, outboxBefore: null, outboxAfter: null };
     let containerId: string | null = null;
     try {
       if (loader) await this.#createVolumes(spec, made.volumes);
@@ -81,8 +83,14 @@ export class DockerJobRunner implements JobRunner {
       ]);
       containerId = container.id;
       this.#made.set(container.id, made);
-      return await runContainer(this.docker, container, onOutput, async () => {
-        made.outboxBefore = await outboxMtime(container);
+      return await runContainer(this.docker, container, onOutput, {
+        beforeStart: async () => {
+          made.outboxBefore = await outboxMtime(container);
+        },
+        afterExit: () => {
+          made.outboxAfter = outboxMtime(container);
+          made.outboxAfter.catch(() => {}); // collectOutbox reports it, if it is asked
+        },
       });
     } catch (error) {
       // Best effort: the first error is the one to report.
@@ -98,8 +106,12 @@ export class DockerJobRunner implements JobRunner {
   async collectOutbox(containerId: string, destDir: string, caps: OutboxCaps): Promise<OutboxFile[]> {
     const container = this.docker.getContainer(containerId);
     // Any entry made directly in /outbox (and so any file anywhere under it) changes the root's mtime.
-    const before = this.#made.get(containerId)?.outboxBefore;
-    if (before && (await outboxMtime(container)) === before) return [];
+    const made = this.#made.get(containerId);
+    if (made?.outboxBefore) {
+      const after = made.outboxAfter ?? outboxMtime(container);
+      made.outboxAfter = null; // read once: a later collection asks again
+      if ((await after) === made.outboxBefore) return [];
+    }
     const archive = await container.getArchive({ path: OUTBOX });
     return extractOutbox(archive, destDir, caps, 'outbox');
   }
@@ -290,9 +302,16 @@ async function copy(handle: Awaited<ReturnType<typeof open>>, size: number, sink
 // ---------------------------------------------------------------------------------------------------
 // A started job: output, usage, exit, stop.
 
-/** Attaches (while `beforeStart` runs), then starts. */
-async function runContainer(docker: Docker, container: Docker.Container, onOutput: OnOutput, beforeStart: () => Promise<void>): Promise<RunningJob> {
-  const [attaching, prepared] = await Promise.allSettled([container.attach({ stream: true, stdout: true, stderr: true, logs: false }), beforeStart()]);
+interface RunHooks {
+  /** Runs while the output is being attached; the start waits for it. */
+  beforeStart: () => Promise<void>;
+  /** Called once the container has exited, while its exit details are read. */
+  afterExit: () => void;
+}
+
+/** Attaches, then starts. */
+async function runContainer(docker: Docker, container: Docker.Container, onOutput: OnOutput, hooks: RunHooks): Promise<RunningJob> {
+  const [attaching, prepared] = await Promise.allSettled([container.attach({ stream: true, stdout: true, stderr: true, logs: false }), hooks.beforeStart()]);
   if (attaching.status === 'rejected') throw attaching.reason;
   const attached = attaching.value as NodeJS.ReadableStream;
   if (prepared.status === 'rejected') {
@@ -309,7 +328,7 @@ async function runContainer(docker: Docker, container: Docker.Container, onOutpu
   const sampler = new UsageSampler(container);
   return {
     containerId: container.id,
-    exited: waitForExit(container, output, sampler),
+    exited: waitForExit(container, output, sampler, hooks.afterExit),
     usage: () => sampler.usage(),
     stop: (graceSeconds) => stopContainer(container, graceSeconds),
   };
@@ -349,9 +368,10 @@ function deliverOutput(docker: Docker, attached: NodeJS.ReadableStream, onOutput
   });
 }
 
-async function waitForExit(container: Docker.Container, output: Promise<void>, sampler: UsageSampler): Promise<JobExit> {
+async function waitForExit(container: Docker.Container, output: Promise<void>, sampler: UsageSampler, afterExit: () => void): Promise<JobExit> {
   const [result] = (await Promise.all([container.wait(), output])) as [{ StatusCode: number }, void];
   sampler.finish();
+  afterExit();
   const info = await container.inspect();
   return { exitCode: result.StatusCode, oomKilled: info.State.OOMKilled === true };
 }
