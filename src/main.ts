@@ -123,6 +123,7 @@ export async function startDockyard(config: Config): Promise<Dockyard> {
     jobExecutor.stopAll();
     await stopped;
     await Promise.all([buildRunner.stop(), jobExecutor.stop()]);
+    auth.close();
     await Promise.allSettled([orm.close(), events.close()]);
   };
   return {

@@ -99,7 +99,7 @@ export const logThroughput: Scenario = {
         notes: [
           `${num(lines, 0)} lines (\`seq 1 ${lines}\`) to ${subscribers} subscribers, each on its own WebSocket (jobLogChunks: consecutive lines per message), all checked complete and in order; delivered: first line read by the server → last line at the last subscriber (${num((lastDelivery - firstAt) / 1000, 1)} s); stored: → jobUpdated SUCCEEDED (${num((ended.arrivedAt - firstAt) / 1000, 1)} s).`,
           `Server RSS ${num(before.rss / MiB, 0)} MiB before, peak (VmHWM) ${num(after.peak / MiB, 0)} MiB.`,
-          `Baseline: the same container on the engine with ${subscribers} attach streams, first line → last line on the last stream (${num(raw.seconds, 2)} s)${raw.lost > 0 ? `; the engine's attach streams lost ${num(raw.lost, 0)} lines (rate counts what arrived)` : ''}.`,
+          `Baseline: the same container on the engine with ${subscribers} attach streams, first line → last line on the last stream (${num(raw.seconds, 2)} s)${raw.lost > 0 ? `; the engine's attach streams lost ${num(raw.lost, 0)} lines${raw.garbled ? ` (${num(raw.garbled, 0)} garbled)` : ''}, so its rate counts what arrived` : ''}.`,
         ],
         data: { lines, subscribers, delivered, stored, seconds: (lastDelivery - firstAt) / 1000, rssBefore: before.rss, peakRss: after.peak, raw },
       };
@@ -112,23 +112,25 @@ export const logThroughput: Scenario = {
 };
 
 /** The engine alone: S attach streams on one container printing N lines; first line → last line on the last stream. */
-async function rawRun(image: string, command: string[], lines: number, streams: number): Promise<{ linesPerSecond: number; seconds: number; lost: number }> {
+async function rawRun(image: string, command: string[], lines: number, streams: number): Promise<{ linesPerSecond: number; seconds: number; lost: number; garbled: number }> {
   const container = await docker.createContainer(rawJobOptions(image, command));
   try {
-    // The engine's attach streams can lose lines (seen here: a few hundred at a time, the same on every
-    // stream, in the middle or at the end of a fast run), so lost lines are counted, not fatal.
+    // The engine's attach streams can lose output under load (seen here: a few hundred lines at a time,
+    // the same on every stream, in the middle or at the end of a run, sometimes cutting a line in two),
+    // so lost and garbled lines are counted, not fatal.
     const received = new Array<number>(streams).fill(0);
     const next = new Array<number>(streams).fill(1);
-    let disorder = 0;
+    let garbled = 0;
     let first = 0;
     let last = 0;
     const attached = await Promise.all(
       received.map((_, i) =>
         attachLines(container, (line, arrivedAt) => {
           const seq = Number(line);
-          if (!(seq >= next[i]!)) disorder++;
-          next[i] = seq + 1;
-          received[i]!++;
+          if (seq >= next[i]!) {
+            next[i] = seq + 1;
+            received[i]!++;
+          } else garbled++;
           first ||= arrivedAt;
           last = Math.max(last, arrivedAt);
         }),
@@ -136,10 +138,9 @@ async function rawRun(image: string, command: string[], lines: number, streams: 
     );
     await container.start();
     await Promise.all([container.wait(), ...attached.map((a) => a.ended)]);
-    if (disorder > 0) throw new Error(`raw streams: ${disorder} lines out of order`);
     const seconds = (last - first) / 1000;
     const slowest = Math.min(...received);
-    return { linesPerSecond: slowest / seconds, seconds, lost: lines - slowest };
+    return { linesPerSecond: slowest / seconds, seconds, lost: lines - slowest, garbled };
   } finally {
     await container.remove({ force: true, v: true });
   }

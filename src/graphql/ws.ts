@@ -7,6 +7,7 @@ import type { Viewer } from '../auth/auth.service.ts';
 import type { EventBus } from '../events/pubsub.ts';
 import type { RequestContext } from '../http/context.ts';
 import { formatWsError, maskError } from './errors.ts';
+import { jsonMessageReplacer } from './serialize-once.ts';
 import type { WsServerContext, Yoga } from './yoga.ts';
 
 type Enveloped = { execute: (args: ExecutionArgs) => unknown; subscribe: (args: ExecutionArgs) => unknown };
@@ -53,6 +54,7 @@ export function serveGraphqlWs(wss: WebSocketServer, yoga: Yoga, bus: EventBus):
       onNext: (_ctx, _id, _payload, _args, result) =>
         'errors' in result && result.errors ? { ...result, errors: result.errors.map(formatWsError) } : result,
       onError: (_ctx, _id, _payload, errors) => errors.map(formatWsError),
+      jsonMessageReplacer,
     },
     wss,
   );

@@ -115,6 +115,9 @@ describe('following a log', () => {
     await logs.append('build', log.id, 4, [{ stream: 'stdout', text: 'four', at }]);
     expect((await logs.read('build', log.id, 3, 1))[0]!.at.toISOString()).toBe(at.toISOString());
     expect(await collect(logs.follow('build', log.id, 4, log.isFinished))).toEqual([]);
+    // A batch stored again (its first answer was lost) changes nothing and is no error.
+    await logs.append('build', log.id, 1, [{ stream: 'stdout', text: 'one' }, { stream: 'stderr', text: 'two' }]);
+    expect((await logs.read('build', log.id, 0, 10)).map((l) => l.text)).toEqual(['one', 'two', 'three', 'four']);
   });
 
   it('gives out only the gap-free start of a log: a batch stored before the one ahead of it waits for it', async () => {

@@ -1,5 +1,6 @@
 // GraphQL for log lines, shared by builds and jobs.
 import { builder } from '../../graphql/builder.ts';
+import { serializeOnce } from '../../graphql/serialize-once.ts';
 import type { LogLine } from './log-line.entity.ts';
 
 export const LogStreamEnum = builder.enumType('LogStream', {
@@ -22,7 +23,7 @@ const chunkTexts = new WeakMap<LogLine[], string>();
 function chunkText(lines: LogLine[]): string {
   let text = chunkTexts.get(lines);
   if (text === undefined) {
-    text = lines.map((line) => `${line.text}\n`).join('');
+    text = serializeOnce(lines.map((line) => `${line.text}\n`).join(''));
     chunkTexts.set(lines, text);
   }
   return text;

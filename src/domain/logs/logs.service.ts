@@ -13,6 +13,7 @@ const sql = (name: string) => readFileSync(new URL(`./sql/${name}.sql`, import.m
 const APPEND = sql('append-lines');
 const READ = sql('read-lines');
 const LAST_SEQ = sql('last-seq');
+const UNIQUE_VIOLATION = '23505';
 
 export interface NewLogLine {
   stream: LogStream;
@@ -43,7 +44,12 @@ export class LogsService {
     const now = Date.now();
     const seqs = lines.map((_, i) => firstSeq + i);
     // Times travel as epoch milliseconds: no date string to format here and parse in the database.
-    await run(this.#orm, APPEND, [source, sourceId, seqs, lines.map((l) => l.stream), lines.map((l) => l.text), lines.map((l) => l.at?.getTime() ?? now)]);
+    try {
+      await run(this.#orm, APPEND, [source, sourceId, seqs, lines.map((l) => l.stream), lines.map((l) => l.text), lines.map((l) => l.at?.getTime() ?? now)]);
+    } catch (error) {
+      // A unique violation: this batch was stored by an earlier attempt whose answer was lost.
+      if ((error as { code?: string }).code !== UNIQUE_VIOLATION) throw error;
+    }
     this.#bus.publish('logAppended', logKey(source, sourceId), { lastSeq: firstSeq + lines.length - 1 });
   }
 
