@@ -44,6 +44,7 @@ interface TaskRow {
   payload: unknown;
   attempts: number;
   max_attempts: number;
+  run_at: string | Date;
 }
 
 export class TaskQueue {
@@ -78,9 +79,15 @@ export class TaskQueue {
    * instance the worker belongs to). A lock not renewed for `leaseMs` counts as abandoned.
    */
   async claim(workerId: string, kinds: string[], leaseMs = DEFAULT_LEASE_MS, affinity = workerId): Promise<Task | null> {
-    const [row] = await this.#orm.em.fork().execute<TaskRow[]>(CLAIM, [workerId, kinds, affinity, leaseMs / 1000]);
-    if (!row) return null;
-    return { id: String(row.id), kind: row.kind, payload: row.payload, attempts: row.attempts, maxAttempts: row.max_attempts };
+    return (await this.claimMany(workerId, kinds, 1, leaseMs, affinity))[0] ?? null;
+  }
+
+  /** Like `claim`, up to `limit` tasks in one statement (oldest first); fewer when fewer are due. */
+  async claimMany(workerId: string, kinds: string[], limit: number, leaseMs = DEFAULT_LEASE_MS, affinity = workerId): Promise<Task[]> {
+    const rows = await this.#orm.em.fork().execute<TaskRow[]>(CLAIM, [kinds, affinity, leaseMs / 1000, limit, workerId]);
+    return rows
+      .sort((a, b) => new Date(a.run_at).getTime() - new Date(b.run_at).getTime() || Number(a.id) - Number(b.id))
+      .map((row) => ({ id: String(row.id), kind: row.kind, payload: row.payload, attempts: row.attempts, maxAttempts: row.max_attempts }));
   }
 
   async complete(task: Task, workerId: string): Promise<void> {

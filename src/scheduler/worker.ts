@@ -83,20 +83,23 @@ export class Worker {
   async #run(): Promise<void> {
     while (!this.#stopping) {
       while (this.#active.size < this.#options.concurrency && !this.#stopping) {
-        let task: Task | null;
+        // As many as there are free slots, in one statement: a lone new task costs one claim, not two
+        // (the second finding nothing).
+        const free = this.#options.concurrency - this.#active.size;
+        let tasks: Task[];
         try {
-          task = await this.#queue.claim(this.#options.workerId, this.#kinds, this.#options.leaseMs, this.#options.affinity);
+          tasks = await this.#queue.claimMany(this.#options.workerId, this.#kinds, free, this.#options.leaseMs, this.#options.affinity);
         } catch (error) {
           this.#options.onError(error, null);
           break;
         }
-        if (!task) break;
         if (this.#stopping) {
           // Claimed while the worker was asked to stop: given back, for the next start or another instance.
-          await this.#queue.release(task, this.#options.workerId).catch((error: unknown) => this.#options.onError(error, task));
+          for (const task of tasks) await this.#queue.release(task, this.#options.workerId).catch((error: unknown) => this.#options.onError(error, task));
           break;
         }
-        this.#start(task);
+        for (const task of tasks) this.#start(task);
+        if (tasks.length < free) break; // nothing more is due now
       }
       await this.#sleep();
     }

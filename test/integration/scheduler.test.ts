@@ -145,6 +145,17 @@ describe('scheduler', () => {
     expect(await queue.claim(`${k}-b`, [k], 200, `${k}-b`)).toMatchObject({ payload: { n: 1 }, attempts: 2 });
   });
 
+  it('claims up to as many tasks as asked in one statement, oldest first, and none twice', async () => {
+    const k = kind();
+    for (let n = 1; n <= 5; n++) await queue.add(k, { n });
+    const first = await queue.claimMany(`${k}-w`, [k], 3);
+    expect(first.map((t) => t.payload)).toEqual([{ n: 1 }, { n: 2 }, { n: 3 }]);
+    expect(first.every((t) => t.attempts === 1)).toBe(true);
+    const rest = await queue.claimMany(`${k}-other`, [k], 3);
+    expect(rest.map((t) => t.payload)).toEqual([{ n: 4 }, { n: 5 }]);
+    expect(await queue.claimMany(`${k}-w`, [k], 3)).toEqual([]);
+  });
+
   it('does not run a task before its runAt', async () => {
     const k = kind();
     await queue.add(k, {}, { runAt: new Date(Date.now() + 60_000) });

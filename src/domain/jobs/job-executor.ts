@@ -125,16 +125,21 @@ export class JobExecutor {
     const { jobId, dispatchedAt } = task.payload as JobTaskPayload;
     // Thrown, not returned: the task is tried again after the restart instead of being dropped.
     if (this.#stopping) throw new Error('the service is stopping');
-    const em = this.#deps.orm.em.fork();
-    const job = await em.findOne(Job, { id: jobId }, { populate: ['image', 'pipeline'] });
-    if (!job || this.#running.has(jobId)) return; // (a lease that lapsed while the job runs here)
-    if (job.dispatchedAt?.toISOString() !== dispatchedAt) return; // a task of an earlier run of this job
-    if (job.state === 'RUNNING') {
-      // Taken over after its instance crashed or vanished: its container (if any) is that instance's to remove.
-      return this.#finish(job, { state: 'ERRORED', exitCode: null, error: 'The instance running this job stopped or crashed.' }, null);
-    }
-    if (job.state !== 'QUEUED' || (await em.nativeUpdate(Job, { id: jobId, state: 'QUEUED' }, { state: 'RUNNING', startedAt: new Date() })) !== 1) {
-      return this.#deps.pipelines.advance(job.pipeline.id);
+    if (this.#running.has(jobId)) return; // a lease that lapsed while the job runs here
+    // The job is read and taken (QUEUED → RUNNING, for this run only) at the same time: one round trip
+    // before the container is made, not two. The read only matters when the job was not taken.
+    const [job, taken] = await Promise.all([
+      this.#deps.orm.em.fork().findOne(Job, { id: jobId }, { populate: ['image', 'pipeline'] }),
+      this.#deps.orm.em.fork().nativeUpdate(Job, { id: jobId, state: 'QUEUED', dispatchedAt: new Date(dispatchedAt) }, { state: 'RUNNING', startedAt: new Date() }),
+    ]);
+    if (!job) return;
+    if (taken !== 1) {
+      if (job.dispatchedAt?.toISOString() !== dispatchedAt) return; // a task of an earlier run of this job
+      if (job.state === 'RUNNING') {
+        // Taken over after its instance crashed or vanished: its container (if any) is that instance's to remove.
+        return this.#finish(job, { state: 'ERRORED', exitCode: null, error: 'The instance running this job stopped or crashed.' }, null);
+      }
+      return this.#deps.pipelines.advance(job.pipeline.id); // canceled meanwhile
     }
     // Registered before its container is made: a cancel request from now on is not lost (one whose event
     // Redis dropped is found by the poll of the database flag in #execute).
