@@ -13,6 +13,9 @@ import { TEST_DATABASE_URL, TEST_REDIS_URL } from '../support/env.ts';
 let orm: Orm;
 let events: Events;
 let logs: LogsService;
+// Another instance: its own tails and its own Redis connections, the same database.
+let otherEvents: Events;
+let other: LogsService;
 // Log ids of their own per run, so that reruns against a kept database never meet old lines.
 let nextId = Date.now() % 1_000_000_000;
 
@@ -20,10 +23,13 @@ beforeAll(async () => {
   orm = await openDatabase({ databaseUrl: TEST_DATABASE_URL, dataDir: mkdtempSync(path.join(tmpdir(), 'dockyard-logs-')) });
   events = await redisEvents(TEST_REDIS_URL);
   logs = new LogsService(orm, events.bus);
+  otherEvents = await redisEvents(TEST_REDIS_URL);
+  other = new LogsService(orm, otherEvents.bus);
 });
 
 afterAll(async () => {
   await events?.close();
+  await otherEvents?.close();
   await orm?.close();
 });
 
@@ -46,11 +52,12 @@ async function collect(chunks: AsyncGenerator<LogLine[]>, onChunk?: (lines: LogL
 const numbered = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
 describe('following a log', () => {
-  it('gives 40 followers every line once and in order, reading each stored batch once for all of them', async () => {
+  it('gives 40 followers on two instances every line once and in order, reading each stored batch once per instance', async () => {
     const log = source();
-    const read = vi.spyOn(logs, 'read');
+    const read = vi.spyOn(other, 'read');
     const append = vi.spyOn(logs, 'append');
-    const followers = Array.from({ length: 40 }, () => collect(logs.follow('job', log.id, 0, log.isFinished)));
+    // 20 in the writer's process (lines handed over as they are stored) and 20 on another instance (read on the wake-up).
+    const followers = Array.from({ length: 40 }, (_, i) => collect((i % 2 ? logs : other).follow('job', log.id, 0, log.isFinished)));
     const writer = new LogWriter(logs, 'job', log.id, 1, { batchSize: 700 });
     for (let i = 1; i <= 20_000; i++) {
       writer.write('stdout', String(i));
@@ -66,18 +73,18 @@ describe('following a log', () => {
       expect(lines.every((l) => l.text === String(l.seq) && l.stream === 'stdout')).toBe(true);
     }
     expect((await late).map((l) => l.seq)).toEqual(numbered(5001, 20_000));
-    // Each follower reads the store when it starts; after that one shared reader reads each batch (a
-    // reader per follower would make it 40 reads per batch).
+    // On the other instance each follower reads the store when it starts; after that one shared
+    // reader reads each batch (a reader per follower would make it 20 reads per batch).
     const batches = append.mock.calls.length;
     expect(batches).toBeGreaterThan(5);
-    expect(read.mock.calls.length).toBeLessThan(41 + 3 * batches);
+    expect(read.mock.calls.length).toBeLessThan(21 + 3 * batches);
     read.mockRestore();
     append.mockRestore();
   });
 
   it('a follower that reads slowly drops its backlog and reads it again from the store, missing nothing', async () => {
     const log = source();
-    const fast = collect(logs.follow('job', log.id, 0, log.isFinished));
+    const fast = collect(other.follow('job', log.id, 0, log.isFinished));
     let stall!: () => void;
     const stalled = new Promise<void>((resolve) => (stall = resolve));
     let chunks = 0;
@@ -120,9 +127,12 @@ describe('following a log', () => {
     expect((await logs.read('build', log.id, 0, 10)).map((l) => l.text)).toEqual(['one', 'two', 'three', 'four']);
   });
 
-  it('gives out only the gap-free start of a log: a batch stored before the one ahead of it waits for it', async () => {
+  it.each([
+    ['in the writing process', () => logs],
+    ['on another instance', () => other],
+  ])('gives out only the gap-free start of a log: a batch stored before the one ahead of it waits for it (follower %s)', async (_, service) => {
     const log = source();
-    const follower = collect(logs.follow('job', log.id, 0, log.isFinished));
+    const follower = collect(service().follow('job', log.id, 0, log.isFinished));
     await logs.append('job', log.id, 3, [{ stream: 'stdout', text: 'three' }, { stream: 'stdout', text: 'four' }]);
     expect(await logs.read('job', log.id, 0, 10)).toEqual([]);
     await new Promise((resolve) => setTimeout(resolve, 700)); // past the followers' backstop

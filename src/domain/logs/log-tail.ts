@@ -94,7 +94,11 @@ export class LogTail {
   readonly #source: TailSource;
   readonly #onStop: () => void;
   #last = 0;
+  /** Its starting point is known (the last seq stored when it started). */
+  #started = false;
   #stopped = false;
+  /** The highest seq an event said is stored. */
+  #announced = 0;
   #poke: (() => void) | null = null;
 
   constructor(bus: EventBus, key: string, source: TailSource, onStop: () => void) {
@@ -107,6 +111,17 @@ export class LogTail {
     const follower = new Follower();
     this.#followers.add(follower);
     return follower;
+  }
+
+  /**
+   * Lines this process has just stored, handed over without reading them back: taken only when they
+   * continue exactly where this tail is (otherwise the wake-up makes it read the store as usual).
+   */
+  offer(lines: LogLine[]): void {
+    if (this.#stopped || !this.#started || lines.length === 0 || lines[0]!.seq !== this.#last + 1) return;
+    this.#last = lines.at(-1)!.seq;
+    for (const follower of this.#followers) follower.push(lines);
+    if (this.#announced > this.#last) this.#poke?.();
   }
 
   leave(follower: Follower): void {
@@ -126,10 +141,12 @@ export class LogTail {
     let count = 0;
     for (;;) {
       const lines = await this.#source.read(this.#last, READ_BATCH);
-      if (lines.length > 0) {
-        this.#last = lines.at(-1)!.seq;
-        count += lines.length;
-        for (const follower of this.#followers) follower.push(lines);
+      // Lines handed over while the read was under way are dropped here (followers drop them too).
+      const fresh = lines.filter((line) => line.seq > this.#last);
+      if (fresh.length > 0) {
+        this.#last = fresh.at(-1)!.seq;
+        count += fresh.length;
+        for (const follower of this.#followers) follower.push(fresh);
       }
       if (lines.length < READ_BATCH || this.#stopped) return count;
     }
@@ -141,22 +158,28 @@ export class LogTail {
     let wakeup = wakeups.next();
     try {
       this.#last = await this.#source.lastSeq();
+      this.#started = true;
       for (;;) {
         if (this.#stopped) return;
         // While lines come, the next wake-up is near: only a look that finds nothing new asks whether
         // the log is finished (then reads once more, since lines stored before it finished are all
         // visible after that answer). This keeps the finished query off the path of every batch.
-        if ((await this.#readNew()) === 0 && (await this.#source.isFinished())) {
+        const found = await this.#readNew();
+        if (found === 0 && (await this.#source.isFinished())) {
           await this.#readNew();
           this.#stop();
           for (const follower of this.#followers) follower.end();
           return;
         }
-        // Sleep until a batch past what was read is announced, the backstop, or the last follower leaving.
-        for (;;) {
-          const stopped = new Promise<'stopped'>((resolve) => (this.#poke = () => resolve('stopped')));
-          const woke = await Promise.race([wakeup, delay(BACKSTOP_MS), stopped]);
-          if (woke === 'stopped') break;
+        // Sleep until a batch past what was read is announced, the backstop, or the last follower
+        // leaving. A look that found nothing while more was announced met a batch stored before the
+        // one ahead of it: wait for the next event or hand-over before looking again.
+        let mustWait = found === 0;
+        while (!this.#stopped && (mustWait || this.#announced <= this.#last)) {
+          const poked = new Promise<'poked'>((resolve) => (this.#poke = () => resolve('poked')));
+          const woke = await Promise.race([wakeup, delay(BACKSTOP_MS), poked]);
+          mustWait = false;
+          if (woke === 'poked') continue;
           if (woke === undefined) {
             // A follower that joined while a later batch was visible before an earlier one (the tail
             // started past it) may have nothing queued to tell it so.
@@ -165,7 +188,8 @@ export class LogTail {
           }
           // A bus that has ended wakes no one again: the backstop carries on alone.
           wakeup = woke.done ? new Promise(() => {}) : wakeups.next();
-          if (woke.done || woke.value.lastSeq > this.#last) break;
+          if (woke.done) break;
+          this.#announced = Math.max(this.#announced, woke.value.lastSeq);
         }
       }
     } catch (error) {

@@ -50,6 +50,8 @@ export class LogsService {
       // A unique violation: this batch was stored by an earlier attempt whose answer was lost.
       if ((error as { code?: string }).code !== UNIQUE_VIOLATION) throw error;
     }
+    // Followers in this process get the lines now; other processes read them when the event wakes them.
+    this.#tails.get(logKey(source, sourceId))?.offer(lines.map((line, i) => ({ source, sourceId, seq: firstSeq + i, stream: line.stream, text: line.text, at: line.at ?? new Date(now) })));
     this.#bus.publish('logAppended', logKey(source, sourceId), { lastSeq: firstSeq + lines.length - 1 });
   }
 
