@@ -119,6 +119,8 @@ describe('job states', () => {
     expect(again.jobs.map((j) => j.state)).toEqual(['FAILED', 'SUCCEEDED']);
     expect(again.state).toBe('FAILED');
     expect((await jobLog(alice.client, after.id)).map((l) => l.text)).toEqual(['never']);
+    // A job that ran before starts its log again: the first run's lines are gone.
+    expect((await jobLog(alice.client, failing.id)).filter((l) => l.text === 'failing')).toHaveLength(1);
   });
 
   it('runs jobs one after another in position order', async () => {

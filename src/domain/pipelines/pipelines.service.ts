@@ -88,11 +88,14 @@ export class PipelinesService {
    */
   async submit(user: User, id: number): Promise<Job[]> {
     const em = this.#deps.orm.em.fork();
-    const jobs = await em.transactional(async (tx) => {
+    const ran = await em.transactional(async (tx) => {
       const pipeline = await this.#owned(tx, user, id, true);
       assertNotRunning(pipeline);
       const jobs = await tx.find(Job, { pipeline: id }, { orderBy: { position: 'asc' } });
       if (jobs.length === 0) throw new DomainError('INVALID_INPUT', 'The pipeline has no jobs.', 'id');
+      // A READY job has never run (jobs leave READY at their first submit and never come back): it has
+      // no log lines and no outbox to clear. The first submit of a pipeline skips both.
+      const ran = jobs.filter((job) => job.state !== 'READY');
       const now = new Date();
       for (const job of jobs) {
         Object.assign(job, {
@@ -102,13 +105,13 @@ export class PipelinesService {
         } satisfies Partial<Job>);
       }
       Object.assign(pipeline, { state: 'RUNNING', submittedAt: now, finishedAt: null, cancelRequestedAt: null } satisfies Partial<Pipeline>);
-      await tx.nativeDelete(LogLine, { source: 'job', sourceId: { $in: jobs.map((j) => j.id) } });
+      if (ran.length > 0) await tx.nativeDelete(LogLine, { source: 'job', sourceId: { $in: ran.map((j) => j.id) } });
       // The first job's dispatch goes into the same flush as the reset (one round of updates, not two).
       await this.#dispatchNext(tx, pipeline, jobs);
-      return jobs;
+      return ran;
     });
     // Before the wake-up: the first job may be running a few milliseconds later, and it writes its outbox here.
-    await Promise.all(jobs.map((job) => rm(path.join(this.#deps.dataDir, job.workDir, 'outbox'), { recursive: true, force: true })));
+    await Promise.all(ran.map((job) => rm(path.join(this.#deps.dataDir, job.workDir, 'outbox'), { recursive: true, force: true })));
     this.#deps.queue.wake(JOB_TASK);
     this.#publish(id, 'RUNNING');
     return this.jobs(user, id);
