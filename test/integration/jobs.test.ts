@@ -158,6 +158,25 @@ describe('job states', () => {
     expect(destroyed[0]!.timeNano / 1e6).toBeGreaterThanOrEqual(new Date(job.finishedAt!).getTime());
   });
 
+  it('leaves no container behind when the service closes right after a job ended', async () => {
+    const env = { ...settings, INSTANCE_ID: `jobs-close-${Date.now()}` };
+    const own = await startTestServer(env);
+    const client = new GraphqlClient(own.graphqlUrl);
+    client.cookies.set('dockyard_session', alice.client.cookies.get('dockyard_session')!);
+    const pipelineId = await createPipeline(client, 'close after');
+    // An attachment ties the job to this instance.
+    const job = await addJob(client, { pipelineId, imageId, commandLine: 'cat /inbox/pin', attachments: [null] }, [{ path: 'input.attachments.0', name: 'pin', content: 'x' }]);
+    const ws = connectWs(own.wsUrl, { cookie: client.cookieHeader! }).client;
+    const updates = subscribe(ws, JobUpdatedDocument, { jobId: job.id });
+    await client.request(SubmitPipelineDocument, { id: pipelineId });
+    while ((await updates.next(30_000)).data?.jobUpdated.state !== 'SUCCEEDED');
+    await ws.dispose();
+    await own.close(); // at once: the removal may still be going on, and close waits for it
+    const labels = [`io.dockyard.instance=${env.INSTANCE_ID}`];
+    expect(await docker.listContainers({ all: true, filters: JSON.stringify({ label: labels }) })).toEqual([]);
+    expect((await docker.listVolumes({ filters: { label: labels } })).Volumes ?? []).toEqual([]);
+  });
+
   it('TIMED_OUT: SIGTERM, a grace period, then SIGKILL', async () => {
     const { job } = await runOne('sh -c "trap \'\' TERM; echo ignoring TERM; sleep 60"', { timeoutSeconds: 1 });
     expect(job.state).toBe('TIMED_OUT');

@@ -1,7 +1,7 @@
 // Runs one dispatched job (the scheduler calls `run` for each claimed job task): start its container
 // from the fixed template, store every output line, sample its resource use, stop it on cancel or
-// timeout, keep its /outbox, record how it ended (and publish it), then remove the container while
-// the pipeline moves on to the next job.
+// timeout, keep its /outbox, record how it ended (and publish it), move its pipeline on to the next
+// job, and remove the container once all that is done (without holding the job's slot).
 import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Orm } from '../../db/orm.ts';
@@ -74,6 +74,8 @@ export class JobExecutor {
   readonly #deps: JobExecutorDeps;
   /** Jobs running in this process: cancel requests from any instance, timeouts and shutdown stop them. */
   readonly #running = new Map<number, RunControl>();
+  /** Removals of finished jobs' containers, going on after their tasks ended. */
+  readonly #removals = new Set<Promise<void>>();
   #cancelRequests: AsyncIterator<unknown> | null = null;
   #stopping = false;
 
@@ -97,8 +99,10 @@ export class JobExecutor {
     for (const running of this.#running.values()) running.end('SERVICE_STOPPING');
   }
 
+  /** After the workers stopped: waits for the removals of finished jobs' containers. */
   async stop(): Promise<void> {
     await this.#cancelRequests?.return?.();
+    await Promise.allSettled(this.#removals);
   }
 
   /**
@@ -161,8 +165,8 @@ export class JobExecutor {
     const { outcome } = ended;
     if (outcome.state !== 'SUCCEEDED') log.system(`${outcome.state}${outcome.exitCode !== null ? ` (exit code ${outcome.exitCode})` : ''}: ${outcome.error ?? ''}`);
     // Removing the container and its volumes takes the engine tens of ms: the final state is recorded and
-    // published first. The task (and its slot) is held until the removal is done, so that a shutdown still
-    // waits for it; a crash before it leaves the container to `reconcile`.
+    // published first, and the removal goes on after the job's slot is free (the job no longer runs).
+    // `stop` waits for removals in progress; a crash before one is done leaves the container to `reconcile`.
     const removal = () => (started.containerId !== null ? this.#remove(job, started.containerId) : Promise.resolve());
     try {
       // The job ends in a final state even if its last lines cannot be stored.
@@ -173,7 +177,11 @@ export class JobExecutor {
       await removal();
       throw error;
     }
-    await Promise.all([removal(), this.#deps.pipelines.advance(job.pipeline.id)]);
+    const removing = removal().finally(() => this.#removals.delete(removing));
+    this.#removals.add(removing);
+    await this.#deps.pipelines.advance(job.pipeline.id);
+    // A slow engine must not pile up removals: past one per slot, the slot waits for them.
+    while (this.#removals.size > Math.max(1, this.#deps.settings.concurrency)) await Promise.race(this.#removals);
   };
 
   async #remove(job: Job, containerId: string): Promise<void> {
