@@ -208,6 +208,10 @@ export class JobExecutor {
     );
     started.containerId = container.containerId;
     control.started(() => void container.stop(settings.stopGraceSeconds).catch(() => {}));
+    // The outbox directory is made empty while the job runs, not after it ended.
+    const outboxDir = this.#deps.jobs.outboxDir(job);
+    const outboxReady = rm(outboxDir, { recursive: true, force: true }).then(() => mkdir(outboxDir, { recursive: true }));
+    outboxReady.catch(() => {}); // reported where it is awaited
     const timer = setTimeout(() => control.end('TIMED_OUT'), job.timeoutSeconds * 1000);
     // Cancel requests travel as events, which a Redis outage can drop: the database flag is polled too.
     const checkCancel = async () => {
@@ -224,7 +228,7 @@ export class JobExecutor {
       if (stopped === 'CANCELED') return ended({ state: 'CANCELED', exitCode: exit.exitCode, error: 'Canceled.' });
       if (stopped === 'TIMED_OUT') return ended({ state: 'TIMED_OUT', exitCode: exit.exitCode, error: `The job ran longer than ${job.timeoutSeconds} s.` });
       if (stopped === 'SERVICE_STOPPING') return ended({ state: 'ERRORED', exitCode: exit.exitCode, error: 'The service stopped while the job ran.' });
-      const outbox = await this.#collectOutbox(job, container.containerId);
+      const outbox = await this.#collectOutbox(container.containerId, outboxDir, outboxReady);
       if ('state' in outbox) return ended(outbox);
       if (exit.oomKilled) return ended({ state: 'FAILED', exitCode: exit.exitCode, error: `The job ran out of memory (limit ${Number(job.memoryBytes)} bytes).` }, outbox.results);
       return ended({ state: exit.exitCode === 0 ? 'SUCCEEDED' : 'FAILED', exitCode: exit.exitCode, error: null }, outbox.results);
@@ -234,12 +238,10 @@ export class JobExecutor {
     }
   }
 
-  /** Keeps /outbox under the job's work directory; a failing outcome when it is over a cap. */
-  async #collectOutbox(job: Job, containerId: string): Promise<Outcome | { results: OutboxFile[] }> {
+  /** Keeps /outbox in `dir` (empty once `ready`); a failing outcome when it is over a cap. */
+  async #collectOutbox(containerId: string, dir: string, ready: Promise<unknown>): Promise<Outcome | { results: OutboxFile[] }> {
     const { settings } = this.#deps;
-    const dir = this.#deps.jobs.outboxDir(job);
-    await rm(dir, { recursive: true, force: true });
-    await mkdir(dir, { recursive: true });
+    await ready;
     try {
       const results = await this.#deps.runner.collectOutbox(containerId, dir, {
         maxTotalBytes: settings.outboxMaxBytes,
