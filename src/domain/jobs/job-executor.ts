@@ -133,7 +133,8 @@ export class JobExecutor {
     // The job is read and taken (QUEUED → RUNNING, for this run only) at the same time: one round trip
     // before the container is made, not two. The read only matters when the job was not taken.
     const [job, taken] = await Promise.all([
-      this.#deps.orm.em.fork().findOne(Job, { id: jobId }, { populate: ['image', 'pipeline'] }),
+      // Only the image is needed whole (its engine id); the pipeline and owner are used by id.
+      this.#deps.orm.em.fork().findOne(Job, { id: jobId }, { populate: ['image'] }),
       this.#deps.orm.em.fork().nativeUpdate(Job, { id: jobId, state: 'QUEUED', dispatchedAt: new Date(dispatchedAt) }, { state: 'RUNNING', startedAt: new Date() }),
     ]);
     if (!job) return;
