@@ -8,6 +8,7 @@ import { Readable } from 'node:stream';
 import tar from 'tar-stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isJobContainer, jobContainerOptions, jobNames, loaderContainerOptions, tmpfsOptions } from '../../src/runner/docker/job-template.ts';
+import { finerThanSeconds } from '../../src/runner/docker/docker-job-runner.ts';
 import { OutboxTooLarge } from '../../src/runner/jobs.ts';
 import type { JobContainerSpec, OutboxCaps } from '../../src/runner/jobs.ts';
 import { extractOutbox, outboxPath, UnsafeOutboxEntry } from '../../src/runner/outbox.ts';
@@ -109,6 +110,13 @@ describe('job container template', () => {
     expect(options.User).toBe('65534:65534');
     expect(options.HostConfig?.Tmpfs).toEqual({ '/tmp': 'rw,nosuid,nodev,noexec,size=16777216,mode=1777,uid=65534,gid=65534' });
     expect(tmpfsOptions(1024, 'nobody')).toBe('rw,nosuid,nodev,noexec,size=1024,mode=1777');
+  });
+
+  it('trusts an unchanged /outbox mtime only when the filesystem keeps fractions of a second', () => {
+    expect(finerThanSeconds('2026-11-22T10:54:05.45739615Z')).toBe(true);
+    expect(finerThanSeconds('2026-11-22T10:54:05.004Z')).toBe(true);
+    expect(finerThanSeconds('2026-11-22T10:54:05Z')).toBe(false);
+    expect(finerThanSeconds('2026-11-22T10:54:05.000000000Z')).toBe(false);
   });
 
   it('tells its own containers by name and job label, not by labels alone', () => {

@@ -85,7 +85,8 @@ export class DockerJobRunner implements JobRunner {
       this.#made.set(container.id, made);
       return await runContainer(this.docker, container, onOutput, {
         beforeStart: async () => {
-          made.outboxBefore = await outboxMtime(container);
+          const mtime = await outboxMtime(container);
+          made.outboxBefore = finerThanSeconds(mtime) ? mtime : null;
         },
         afterExit: () => {
           made.outboxAfter = outboxMtime(container);
@@ -216,6 +217,15 @@ export class DockerJobRunner implements JobRunner {
 function runsAsRoot(user: string): boolean {
   const name = user.split(':')[0]!.trim();
   return name === '' || name === 'root' || name === '0';
+}
+
+/**
+ * Whether an mtime the engine reported has a fraction of a second. The engine's filesystem may keep whole
+ * seconds only (ext4 with small inodes, ext3): then a job writing within the second of the volume's making
+ * would leave the mtime as it was, and the outbox is always read instead. (The engine omits a zero fraction.)
+ */
+export function finerThanSeconds(mtime: string): boolean {
+  return /\.\d*[1-9]/.test(mtime);
 }
 
 /** The mtime of /outbox as the engine reports it (to the nanosecond), from a stat without an archive. */
