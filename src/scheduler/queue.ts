@@ -50,6 +50,7 @@ interface TaskRow {
 export class TaskQueue {
   readonly #orm: Orm;
   readonly #bus: EventBus;
+  readonly #localWakeups = new Set<(kind: string) => void>();
 
   constructor(orm: Orm, bus: EventBus) {
     this.#orm = orm;
@@ -70,8 +71,19 @@ export class TaskQueue {
     return String(row!.id);
   }
 
+  /**
+   * Wakes idle workers: this process's at once, the others through the bus (the bus also brings the
+   * wake-up back here, a moment later: a second look at the queue that usually finds nothing).
+   */
   wake(kind: string): void {
+    for (const listener of this.#localWakeups) listener(kind);
     this.#bus.publish('taskAdded', { kind });
+  }
+
+  /** Calls `listener` for every wake-up made in this process; returns the function that stops it. */
+  onLocalWake(listener: (kind: string) => void): () => void {
+    this.#localWakeups.add(listener);
+    return () => this.#localWakeups.delete(listener);
   }
 
   /**

@@ -35,6 +35,7 @@ export class Worker {
   #wakePending = false;
   #loop: Promise<void> | null = null;
   #wakeups: AsyncIterator<unknown> | null = null;
+  #stopLocalWakeups: (() => void) | null = null;
 
   constructor(queue: TaskQueue, bus: EventBus, options: WorkerOptions) {
     if (!Number.isInteger(options.concurrency) || options.concurrency < 1) throw new Error('concurrency must be a positive integer');
@@ -57,6 +58,9 @@ export class Worker {
 
   async start(): Promise<void> {
     await this.#queue.releaseWorker(this.#options.workerId);
+    this.#stopLocalWakeups = this.#queue.onLocalWake((kind) => {
+      if (this.#kinds.includes(kind)) this.#nudge();
+    });
     const wakeups = this.#bus.subscribe('taskAdded')[Symbol.asyncIterator]();
     this.#wakeups = wakeups;
     void (async () => {
@@ -74,6 +78,7 @@ export class Worker {
   async stop(): Promise<void> {
     this.#stopping = true;
     this.#nudge();
+    this.#stopLocalWakeups?.();
     await this.#wakeups?.return?.();
     await this.#loop;
     await Promise.allSettled(this.#active.values());

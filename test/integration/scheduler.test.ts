@@ -67,10 +67,26 @@ describe('scheduler', () => {
     expect(seen).toEqual([{ hello: 'world' }]);
   });
 
-  it('wakes an idle worker when a task is added, well before its next poll', async () => {
+  it('wakes an idle worker of this process at once, without the bus', async () => {
     const k = kind();
     const done: number[] = [];
-    const worker = new Worker(queue, events.bus, { workerId: `${k}-w`, concurrency: 1, pollIntervalMs: 60_000, handlers: { [k]: async () => void done.push(Date.now()) } });
+    // A bus that carries nothing: the wake-up can only come from the queue in this process.
+    const silent = { publish: () => {}, subscribe: () => ({ [Symbol.asyncIterator]: () => ({ next: () => new Promise<never>(() => {}), return: async () => ({ done: true, value: undefined }) }) }) };
+    const localQueue = new TaskQueue(orm, silent as never);
+    const worker = new Worker(localQueue, silent as never, { workerId: `${k}-w`, concurrency: 1, pollIntervalMs: 60_000, handlers: { [k]: async () => void done.push(Date.now()) } });
+    await worker.start();
+    await sleep(300); // the worker has found nothing and sleeps
+    const added = Date.now();
+    await localQueue.add(k, {});
+    await until(() => done.length === 1, 5000);
+    await worker.stop();
+    expect(done[0]! - added).toBeLessThan(1000);
+  });
+
+  it('wakes an idle worker of another instance through the bus, well before its next poll', async () => {
+    const k = kind();
+    const done: number[] = [];
+    const worker = new Worker(new TaskQueue(orm, events.bus), events.bus, { workerId: `${k}-w`, concurrency: 1, pollIntervalMs: 60_000, handlers: { [k]: async () => void done.push(Date.now()) } });
     await worker.start();
     await sleep(300); // the worker has found nothing and sleeps; the Redis subscription is in place
     const added = Date.now();
