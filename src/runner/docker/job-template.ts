@@ -58,8 +58,8 @@ export function jobNames(jobId: number, runId: string): { container: string; loa
 
 /**
  * Whether a container is one this template made: its name is ours and matches its job label. Labels alone
- * do not tell: a container inherits its image's labels, and a Dockerfile may set any (Dockyard's own
- * builds label their images io.dockyard.managed=true), so a build step FROM such an image carries them too.
+ * do not tell: a container inherits its image's labels, and a Dockerfile may set any (io.dockyard.managed=true
+ * included), so a build step FROM such an image carries them too.
  */
 export function isJobContainer(name: string, labels: Record<string, string>): boolean {
   const match = /^\/?dockyard-job-(\d+)-[0-9a-f]{8}(-loader)?$/.exec(name);
