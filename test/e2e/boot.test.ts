@@ -5,7 +5,18 @@ import { mkdtempSync, existsSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ConfirmAccountDocument, LoginDocument, MeDocument, RegisterDocument } from '../generated/graphql.ts';
+import {
+  ConfirmAccountDocument,
+  DeleteImageDocument,
+  JobLogChunksDocument,
+  LoginDocument,
+  MeDocument,
+  RegisterDocument,
+  SubmitPipelineDocument,
+} from '../generated/graphql.ts';
+import { buildLog, startBuild, waitForBuild } from '../support/builds.ts';
+import { addJob, createPipeline, jobLog, waitForJob } from '../support/jobs.ts';
+import { connectWs, drain, subscribe } from '../support/ws-client.ts';
 import { GraphqlClient } from '../support/graphql-client.ts';
 import { PASSWORD } from '../support/accounts.ts';
 import { runService as run } from '../support/process.ts';
@@ -50,6 +61,34 @@ describe('npm start on embedded defaults', () => {
     const { code } = await service.exited;
     expect(code).toBe(0);
     expect(service.stdout()).toContain('SIGTERM received, draining');
+  });
+
+  it('builds an image and runs a job on PGlite, its log stored, paged and followed live', async () => {
+    const service = run({ DATA_DIR: dataDir });
+    const url = await service.ready;
+    const client = new GraphqlClient(`${url}/graphql`);
+    await client.request(LoginDocument, { login: 'me', password: PASSWORD });
+    const build = await waitForBuild(client, (await startBuild(client, { imageName: 'embedded', dockerfile: 'FROM busybox\nRUN echo built\n' })).id);
+    expect(build.state).toBe('SUCCEEDED');
+    expect((await buildLog(client, build.id)).map((l) => l.text)).toContain('built');
+    try {
+      const pipelineId = await createPipeline(client, 'embedded');
+      const job = await addJob(client, { pipelineId, imageId: build.image.id, commandLine: 'sh -c "seq 1 3000; echo done >&2"' });
+      const ws = connectWs(url.replace('http', 'ws') + '/graphql', { cookie: client.cookieHeader }).client;
+      const live = subscribe(ws, JobLogChunksDocument, { jobId: job.id });
+      await client.request(SubmitPipelineDocument, { id: pipelineId });
+      expect((await waitForJob(client, job.id)).state).toBe('SUCCEEDED');
+      const expected = [...Array.from({ length: 3000 }, (_, i) => String(i + 1)), 'done'];
+      expect((await jobLog(client, job.id)).map((l) => l.text).sort()).toEqual([...expected].sort());
+      const chunks = await drain(live);
+      expect(chunks.map((c) => c.text).join('').split('\n').slice(0, -1).sort()).toEqual([...expected].sort());
+      expect(chunks.at(-1)!.lastSeq).toBe(3001);
+      await ws.dispose();
+    } finally {
+      await client.request(DeleteImageDocument, { id: build.image.id });
+      service.child.kill('SIGTERM');
+      expect((await service.exited).code).toBe(0);
+    }
   });
 
   it('keeps its data across restarts', async () => {
