@@ -8,6 +8,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import {
   ConfirmAccountDocument,
   DeleteImageDocument,
+  DeletePipelineDocument,
   JobLogChunksDocument,
   LoginDocument,
   MeDocument,
@@ -71,8 +72,8 @@ describe('npm start on embedded defaults', () => {
     const build = await waitForBuild(client, (await startBuild(client, { imageName: 'embedded', dockerfile: 'FROM busybox\nRUN echo built\n' })).id);
     expect(build.state).toBe('SUCCEEDED');
     expect((await buildLog(client, build.id)).map((l) => l.text)).toContain('built');
+    const pipelineId = await createPipeline(client, 'embedded');
     try {
-      const pipelineId = await createPipeline(client, 'embedded');
       const job = await addJob(client, { pipelineId, imageId: build.image.id, commandLine: 'sh -c "seq 1 3000; echo done >&2"' });
       const ws = connectWs(url.replace('http', 'ws') + '/graphql', { cookie: client.cookieHeader }).client;
       const live = subscribe(ws, JobLogChunksDocument, { jobId: job.id });
@@ -85,7 +86,9 @@ describe('npm start on embedded defaults', () => {
       expect(chunks.at(-1)!.lastSeq).toBe(3001);
       await ws.dispose();
     } finally {
-      await client.request(DeleteImageDocument, { id: build.image.id });
+      // Jobs keep their image: the pipeline goes first, then the image (and its engine images).
+      expect((await client.request(DeletePipelineDocument, { id: pipelineId })).errors).toBeUndefined();
+      expect((await client.request(DeleteImageDocument, { id: build.image.id })).errors).toBeUndefined();
       service.child.kill('SIGTERM');
       expect((await service.exited).code).toBe(0);
     }
