@@ -68,9 +68,4 @@ export interface ContainerEngine {
    * another deployment's images on a shared engine.
    */
   removeRepository(repository: string): Promise<number>;
-  /**
-   * Removes the untagged images a build that did not succeed left behind (the steps it finished), found
-   * by its service labels; images in use or tagged are kept.
-   */
-  removeBuildLeftovers(serviceLabels: Record<string, string>): Promise<number>;
 }

@@ -116,10 +116,6 @@ export class BuildRunner {
     // The build ends in a final state even if its last lines cannot be stored.
     await log.close().catch((error: unknown) => console.error(`builds: could not store the last output of build ${build.id}`, error));
     await this.#finish(build, outcome);
-    // The steps a failed (or stopped) build finished stay in the engine as untagged images: nothing uses them.
-    if (outcome.state !== 'SUCCEEDED') {
-      await this.#deps.engine.removeBuildLeftovers(serviceLabels(build)).catch((error: unknown) => console.error(`builds: could not remove what build ${build.id} left in the engine`, error));
-    }
   };
 
   async #execute(build: Build, signal: AbortSignal, log: CappedLog): Promise<void> {
@@ -282,8 +278,7 @@ export const BUILD_LABEL = 'io.dockyard.build';
  * What the service says about an image it built: one label, `io.dockyard.build`, whose value is JSON
  * (`{"build":12,"image":3,"owner":7}`). One, because the classic builder turns every label of a build
  * into a LABEL step of its own, each a container and a commit (~100 ms). Nothing in Dockyard reads it
- * back but the cleanup of what a failed build left (images are found by repository, containers by their
- * own labels): it is for operators.
+ * back (images are found by repository, containers by their own labels): it is for operators.
  */
 export function serviceLabels(build: Pick<Build, 'id' | 'image' | 'owner'>): Record<string, string> {
   return { [BUILD_LABEL]: JSON.stringify({ build: build.id, image: build.image.id, owner: build.owner.id }) };

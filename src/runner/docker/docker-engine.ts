@@ -124,22 +124,6 @@ export class DockerEngine implements ContainerEngine {
     return images.length;
   }
 
-  async removeBuildLeftovers(serviceLabels: Record<string, string>): Promise<number> {
-    const label = Object.entries(serviceLabels).map(([key, value]) => `${key}=${value}`);
-    const images = await this.docker.listImages({ filters: JSON.stringify({ label, dangling: ['true'] }) });
-    // Newest first: a step's image goes before the one it was built on. Not forced: one in use stays.
-    images.sort((a, b) => b.Created - a.Created);
-    let removed = 0;
-    for (const image of images) {
-      removed += await this.docker
-        .getImage(image.Id)
-        .remove({ noprune: false })
-        .then(() => 1)
-        .catch(() => 0);
-    }
-    return removed;
-  }
-
   async removeImage(reference: string): Promise<void> {
     try {
       await this.docker.getImage(reference).remove({ force: true, noprune: false });
