@@ -68,4 +68,6 @@ export interface ContainerEngine {
    * another deployment's images on a shared engine.
    */
   removeRepository(repository: string): Promise<number>;
+  /** Removes an image that has no tag left, unless a container uses it; says whether it was removed. */
+  removeUntaggedImage(imageId: string): Promise<boolean>;
 }

@@ -114,6 +114,22 @@ describe('sources', () => {
       expect(build.versionTag).toBe(commit.slice(0, 12));
       expect((await buildLog(alice.client, build.id)).map((l) => l.text)).toContain(expected);
     }
+
+    // One image built at v1.0, then twice at the same commit: the second build's version tag and `latest`
+    // move to its new image, and the one they leave without a name is removed from the engine; the
+    // v1.0 image keeps its own version tag.
+    const imageName = name('rebuilt');
+    const build = async (ref: string) => waitForBuild(alice.client, (await startBuild(alice.client, { imageName, git: { ...fromRepo, ref }, noCache: true })).id);
+    const older = await build('v1.0');
+    const first = await build(repo.commits[1]!);
+    const second = await build(repo.commits[1]!);
+    expect([older.state, first.state, second.state]).toEqual(['SUCCEEDED', 'SUCCEEDED', 'SUCCEEDED']);
+    expect(second.dockerImageId).not.toBe(first.dockerImageId);
+    await expect(docker.getImage(first.dockerImageId!).inspect()).rejects.toMatchObject({ statusCode: 404 });
+    expect((await docker.getImage(older.dockerImageId!).inspect()).RepoTags).toEqual([`${older.image.repository}:${repo.commits[0]!.slice(0, 12)}`]);
+    expect((await docker.getImage(second.dockerImageId!).inspect()).RepoTags.sort()).toEqual(
+      [`${second.image.repository}:latest`, `${second.image.repository}:${repo.commits[1]!.slice(0, 12)}`].sort(),
+    );
   });
 
   it('builds a Mercurial repository at a revision', async () => {

@@ -135,6 +135,9 @@ export class BuildRunner {
       const step = /^Step (\d+)\/(\d+) :/.exec(line);
       if (step) void this.#update(build, { stepCurrent: Number(step[1]), stepTotal: Number(step[2]) }).catch(() => {}); // progress is best effort
     };
+    // The images these tags name now (a rebuild of the same commit, `latest`): one that this build
+    // leaves with no tag at all is removed after it succeeds, instead of staying in the engine unnamed.
+    const replaced = (await Promise.all(tags.map((tag) => engine.inspectImage(`${repository}:${tag}`)))).flatMap((found) => (found ? [found.id] : []));
     let result: { imageId: string };
     try {
       result = await engine.buildImage(
@@ -184,6 +187,10 @@ export class BuildRunner {
       image.digest = digest;
     }
     await em.flush();
+    for (const imageId of new Set(replaced)) {
+      if (imageId === result.imageId) continue;
+      await engine.removeUntaggedImage(imageId).catch((error: unknown) => console.error(`builds: could not remove the image build ${build.id} replaced`, error));
+    }
   }
 
   /** Makes the directory the engine builds from, and says where the Dockerfile is in it. */

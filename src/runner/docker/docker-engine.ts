@@ -124,6 +124,19 @@ export class DockerEngine implements ContainerEngine {
     return images.length;
   }
 
+  async removeUntaggedImage(imageId: string): Promise<boolean> {
+    const image = await this.inspectImage(imageId);
+    if (!image || image.repoTags.length > 0) return false;
+    try {
+      // Not forced: the engine refuses while a container (a job still running on it) uses the image.
+      await this.docker.getImage(imageId).remove({ noprune: false });
+      return true;
+    } catch (error) {
+      if ([404, 409].includes((error as { statusCode?: number }).statusCode ?? 0)) return false;
+      throw error;
+    }
+  }
+
   async removeImage(reference: string): Promise<void> {
     try {
       await this.docker.getImage(reference).remove({ force: true, noprune: false });
