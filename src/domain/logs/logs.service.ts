@@ -7,7 +7,7 @@ import type { Orm } from '../../db/orm.ts';
 import { query, run } from '../../db/sql.ts';
 import type { EventBus } from '../../events/pubsub.ts';
 import type { LogLine, LogSource, LogStream } from './log-line.entity.ts';
-import { LogTail, READ_BATCH } from './log-tail.ts';
+import { type Follower, LogTail, READ_BATCH } from './log-tail.ts';
 
 const sql = (name: string) => readFileSync(new URL(`./sql/${name}.sql`, import.meta.url), 'utf8');
 const APPEND = sql('append-lines');
@@ -70,15 +70,6 @@ export class LogsService {
     return lines;
   }
 
-  async count(source: LogSource, sourceId: number): Promise<number> {
-    const [row] = await query<{ count: string }>(this.#orm, 'select count(*) as count from log_lines where source = $1 and source_id = $2', [source, sourceId]);
-    return Number(row?.count ?? 0);
-  }
-
-  async remove(source: LogSource, sourceId: number): Promise<void> {
-    await run(this.#orm, 'delete from log_lines where source = $1 and source_id = $2', [source, sourceId]);
-  }
-
   /**
    * Every line after `afterSeq`, in batches of consecutive lines: first what is stored, then what is
    * stored next as it is stored, each line exactly once and in order; ends once `isFinished()` is true
@@ -95,38 +86,38 @@ export class LogsService {
       this.#tails.set(key, tail);
     }
     const follower = tail.join();
-    let last = (follower.given = afterSeq);
-    const self = this;
-    /** Everything stored after `last`: the first replay, a gap, a dropped backlog, and the rest at the end. */
-    async function* stored(): AsyncGenerator<LogLine[]> {
-      for (;;) {
-        const lines = await self.read(source, sourceId, last, READ_BATCH);
-        if (lines.length > 0) {
-          last = follower.given = lines.at(-1)!.seq;
-          yield lines;
-        }
-        if (lines.length < READ_BATCH) return;
-      }
-    }
+    follower.given = afterSeq;
     try {
-      yield* stored();
+      yield* this.#stored(source, sourceId, follower);
       for (;;) {
         const event = await follower.next();
-        if (event.kind === 'end') return yield* stored();
+        if (event.kind === 'end') return yield* this.#stored(source, sourceId, follower);
         if (event.kind === 'behind') {
-          yield* stored();
+          yield* this.#stored(source, sourceId, follower);
           continue;
         }
         const first = event.lines[0]!.seq;
-        if (first > last + 1) yield* stored();
+        if (first > follower.given + 1) yield* this.#stored(source, sourceId, follower);
         // A batch holds consecutive lines: skip the ones already given.
-        const fresh = first > last ? event.lines : event.lines.slice(last + 1 - first);
+        const fresh = first > follower.given ? event.lines : event.lines.slice(follower.given + 1 - first);
         if (fresh.length === 0) continue;
-        last = follower.given = fresh.at(-1)!.seq;
+        follower.given = fresh.at(-1)!.seq;
         yield fresh;
       }
     } finally {
       tail.leave(follower);
+    }
+  }
+
+  /** Everything stored after what `follower` gave: the first replay, a gap, a dropped backlog, and the rest at the end. */
+  async *#stored(source: LogSource, sourceId: number, follower: Follower): AsyncGenerator<LogLine[]> {
+    for (;;) {
+      const lines = await this.read(source, sourceId, follower.given, READ_BATCH);
+      if (lines.length > 0) {
+        follower.given = lines.at(-1)!.seq;
+        yield lines;
+      }
+      if (lines.length < READ_BATCH) return;
     }
   }
 
