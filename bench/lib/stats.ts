@@ -59,3 +59,11 @@ export function ratio(a: number, b: number): number {
 }
 
 export const MiB = 2 ** 20;
+
+/** Two sets of times (ms) side by side: medians with their spread, the ratio, and whether it is within `target`. */
+export function compareTimes(dockyardMs: readonly number[], baselineMs: readonly number[], target: number): { dockyard: string; baseline: string; ratio: number; met: boolean } {
+  const dockyard = summarize(dockyardMs);
+  const baseline = summarize(baselineMs);
+  const r = ratio(dockyard.median, baseline.median);
+  return { dockyard: withSpread(dockyard, 'ms', 0), baseline: withSpread(baseline, 'ms', 0), ratio: r, met: r <= target };
+}

@@ -9,7 +9,7 @@ import { FINISHED_BUILD } from '../lib/dockyard.ts';
 import { BENCH_LABEL, docker, runLabel } from '../lib/engine.ts';
 import { graphqlData } from '../lib/graphql.ts';
 import { alternate, type Scenario } from '../lib/scenario.ts';
-import { ratio, summarize, withSpread } from '../lib/stats.ts';
+import { compareTimes } from '../lib/stats.ts';
 import { WsConnection } from '../lib/subscriber.ts';
 import { printBreakdown } from '../lib/trace-report.ts';
 
@@ -71,14 +71,8 @@ export const buildOverhead: Scenario = {
       await server.stop();
     }
     if (server.traceFile) await printBreakdown(ctx.log, server.traceFile, dockyardWindows.slice(-rounds), rawWindows.slice(-rounds));
-    const dockyard = summarize(a);
-    const raw = summarize(b);
-    const r = ratio(dockyard.median, raw.median);
     return {
-      dockyard: withSpread(dockyard, 'ms', 0),
-      baseline: withSpread(raw, 'ms', 0),
-      ratio: r,
-      met: r <= TARGET,
+      ...compareTimes(a, b, TARGET),
       notes: [
         `${rounds} alternating builds each (after one warm-up each) of an 8-step Dockerfile (2 RUN steps, a COPY of an attached file); Dockyard: buildImage multipart request → buildUpdated SUCCEEDED; raw: POST /build with the same tar context and query, until the engine's stream ends.`,
       ],

@@ -4,7 +4,7 @@ import { Gql } from '../lib/graphql.ts';
 import { createJob, followJob, submit } from '../lib/dockyard.ts';
 import { engineCpuSeconds, runRaw } from '../lib/engine.ts';
 import { alternate, type Scenario } from '../lib/scenario.ts';
-import { ratio, summarize, withSpread } from '../lib/stats.ts';
+import { compareTimes, summarize } from '../lib/stats.ts';
 import { WsConnection } from '../lib/subscriber.ts';
 import { printBreakdown } from '../lib/trace-report.ts';
 
@@ -66,14 +66,8 @@ export const jobOverhead: Scenario = {
       await server.stop();
     }
     if (server.traceFile) await printBreakdown(ctx.log, server.traceFile, dockyardWindows.slice(-rounds), rawWindows.slice(-rounds));
-    const dockyard = summarize(a);
-    const raw = summarize(b);
-    const r = ratio(dockyard.median, raw.median);
     return {
-      dockyard: withSpread(dockyard, 'ms', 0),
-      baseline: withSpread(raw, 'ms', 0),
-      ratio: r,
-      met: r <= TARGET,
+      ...compareTimes(a, b, TARGET),
       notes: [
         `${rounds} alternating runs each (after one warm-up run each); Dockyard: submitPipeline → jobUpdated SUCCEEDED (graphql-ws); raw: create, attach, start, wait, remove of the job template's container (same image, argv, limits, hardening; without the /inbox and /outbox volumes).`,
         `Not counted above: createPipeline + addJob + subscribing, median ${Math.round(summarize(setupMs).median)} ms.`,
