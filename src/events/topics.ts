@@ -17,6 +17,8 @@ export interface AccountEvent {
 
 export interface TaskAdded {
   kind: string;
+  /** The process that added it (its own workers were woken directly and skip the event). */
+  origin?: string;
 }
 
 export interface LogAppended {

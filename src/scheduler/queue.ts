@@ -1,6 +1,7 @@
 // The durable task queue in PostgreSQL. Each statement lives in its own file under sql/ (the way
 // graphile-worker keeps its queue readable); claims use FOR UPDATE SKIP LOCKED so that any number of
 // workers on any number of instances share the queue without taking the same task twice.
+import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { QueryResult } from '@mikro-orm/core';
 import type { SqlEntityManager } from '@mikro-orm/sql';
@@ -71,13 +72,13 @@ export class TaskQueue {
     return String(row!.id);
   }
 
-  /**
-   * Wakes idle workers: this process's at once, the others through the bus (the bus also brings the
-   * wake-up back here, a moment later: a second look at the queue that usually finds nothing).
-   */
+  /** Says which process a wake-up came from: its own workers skip the bus's copy of it. */
+  readonly origin = randomUUID();
+
+  /** Wakes idle workers: this process's at once, the others through the bus. */
   wake(kind: string): void {
     for (const listener of this.#localWakeups) listener(kind);
-    this.#bus.publish('taskAdded', { kind });
+    this.#bus.publish('taskAdded', { kind, origin: this.origin });
   }
 
   /** Calls `listener` for every wake-up made in this process; returns the function that stops it. */

@@ -2,6 +2,7 @@
 // handler for its kind, and sleeps until a task is added anywhere (pub/sub), a slot frees up, or the
 // next poll. Tasks held by a previous run of the same worker id are released at start.
 import type { EventBus } from '../events/pubsub.ts';
+import type { TaskAdded } from '../events/topics.ts';
 import { DEFAULT_LEASE_MS, type Task, type TaskQueue } from './queue.ts';
 
 export type TaskHandler = (task: Task) => Promise<void>;
@@ -65,7 +66,9 @@ export class Worker {
     this.#wakeups = wakeups;
     void (async () => {
       for (let step = await wakeups.next(); !step.done; step = await wakeups.next()) {
-        if (this.#kinds.includes((step.value as { kind: string }).kind)) this.#nudge();
+        const { kind, origin } = step.value as TaskAdded;
+        // This process's own wake-ups reached its workers directly (onLocalWake).
+        if (origin !== this.#queue.origin && this.#kinds.includes(kind)) this.#nudge();
       }
     })().catch((error: unknown) => this.#options.onError(error, null)); // polling still finds the work
     this.#renewal = setInterval(() => {
