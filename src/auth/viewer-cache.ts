@@ -14,10 +14,10 @@
 // Left open: an event that Redis loses (it is down) leaves another instance's entry until it lapses,
 // at most `ttlMs` later; and a subscription is assumed to be listening once it was asked for, which
 // holds unless the Redis connection lags behind the database by more than a request.
-import { createHash } from 'node:crypto';
 import type { EventBus } from '../events/pubsub.ts';
 import type { AccountEvent } from '../events/topics.ts';
 import type { Credential, Viewer } from './auth.service.ts';
+import { hashSecret } from './secrets.ts';
 
 export const VIEWER_CACHE_TTL_MS = 5_000;
 /** A user's subscription is kept this long after their last cached entry, so that a steady client does not resubscribe every few seconds. */
@@ -60,7 +60,7 @@ export class ViewerCache {
 
   /** The entry key of a credential: a SHA-256 of the token, so that no token is held in the clear. */
   key(credential: Credential): string {
-    return `${credential.kind}:${createHash('sha256').update(credential.token).digest('base64url')}`;
+    return `${credential.kind}:${hashSecret(credential.token)}`;
   }
 
   /** The cached viewer, or null when there is none or it has lapsed. */
