@@ -235,9 +235,10 @@ export class JobsService {
   async followLogs(user: User, id: number, afterSeq: number): Promise<AsyncGenerator<LogLine[]>> {
     await this.get(user, id);
     return this.#deps.logs.follow('job', id, afterSeq, async () => {
-      const job = await this.#deps.orm.em.fork().findOne(Job, { id }, { fields: ['state'] });
+      // The batched row read of `get` (the log's shared reader asks this whenever it finds nothing new).
+      const row = await this.#rows.read(id);
       // A job not yet submitted (READY) will write once it runs: keep following.
-      return !job || FINISHED_JOB_STATES.includes(job.state);
+      return !row || FINISHED_JOB_STATES.includes(row['state'] as JobState);
     });
   }
 
