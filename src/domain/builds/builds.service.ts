@@ -311,9 +311,12 @@ export class BuildsService {
       await this.#deps.queue.add(BUILD_TASK, { buildId: created.id }, { em: tx, affinity: local ? this.#deps.instanceId : null, maxAttempts: 3 });
       return created;
     });
+    // Read before the wake-up: a worker of this process starts at once, and the answer is the build as
+    // it was accepted (QUEUED), not whatever state it reached a moment later.
+    const queued = await this.get(user, build.id);
     this.#deps.queue.wake(BUILD_TASK);
     this.publishUpdate(build.id, 'QUEUED');
-    return this.get(user, build.id);
+    return queued;
   }
 
   async #findOrCreateImage(user: User, name: string): Promise<Image> {
