@@ -22,6 +22,7 @@ export const ERROR_CODES = {
   TOKEN_EXPIRED: 'The API token has expired.',
   TOKEN_REVOKED: 'The API token has been revoked.',
   ORIGIN_NOT_ALLOWED: 'The session cookie is not accepted from this origin.',
+  TOO_MANY_REQUESTS: 'Too many login attempts. Try again later.',
   // build sources
   INVALID_DOCKERFILE: 'The Dockerfile is not accepted.',
   INVALID_BUILD_CONTEXT: 'The build context is not accepted.',
@@ -49,5 +50,31 @@ export class DomainError extends Error {
     this.code = code;
     this.field = field;
     this.extensions = field ? { code, field } : { code };
+  }
+}
+
+/**
+ * TOO_MANY_REQUESTS: a rate limit refused the request. GraphQL over HTTP answers 429 with `Retry-After`
+ * (yoga reads `extensions.http`, which it does not show to clients), and `extensions.retryAfterSeconds`
+ * says the same in the body; REST routes map it to their own 429.
+ */
+export class TooManyRequestsError extends DomainError {
+  override name = 'TooManyRequestsError';
+  readonly retryAfterSeconds: number;
+  override readonly extensions: {
+    code: ErrorCode;
+    field?: string;
+    retryAfterSeconds: number;
+    http: { status: 429; headers: { 'Retry-After': string } };
+  };
+
+  constructor(retryAfterSeconds: number, message: string = ERROR_CODES.TOO_MANY_REQUESTS) {
+    super('TOO_MANY_REQUESTS', message);
+    this.retryAfterSeconds = Math.max(1, Math.ceil(retryAfterSeconds));
+    this.extensions = {
+      code: 'TOO_MANY_REQUESTS',
+      retryAfterSeconds: this.retryAfterSeconds,
+      http: { status: 429, headers: { 'Retry-After': String(this.retryAfterSeconds) } },
+    };
   }
 }

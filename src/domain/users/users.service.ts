@@ -99,8 +99,8 @@ export class UsersService {
   }
 }
 
-/** Logins are stored lower-case and compared that way. */
-function loginKey(raw: string): string {
+/** Logins are stored lower-case and compared that way (and counted that way by the login rate limit). */
+export function loginKey(raw: string): string {
   return raw.trim().toLowerCase();
 }
 
