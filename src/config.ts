@@ -31,6 +31,8 @@ export interface Config {
   confirmationTtlMs: number;
   allowUnconfirmedLogin: boolean;
   passwordMinLength: number;
+  /** Login attempts allowed per login (failed ones) and per client address (all) in each window; 0: no limit. */
+  loginRateLimit: { attempts: number; windowSeconds: number };
   graphqlLimits: GraphqlLimits;
   shutdownGraceMs: number;
   /** Names this instance's queue worker; a restart with the same id releases what a crash left locked. */
@@ -106,11 +108,13 @@ export const SETTINGS: Setting[] = [
   { name: 'DOCKER_HOST', default: 'unix:///var/run/docker.sock', description: 'Docker engine address (`unix://path` or `tcp://host:port`).' },
   { name: 'GRAPHIQL', default: 'on unless NODE_ENV=production', description: 'Serve GraphiQL at `/graphql` in browsers, and allow introspection.' },
   { name: 'ALLOWED_ORIGINS', default: '(only PUBLIC_URL and same-origin)', description: 'Comma-separated extra origins whose pages may use the session cookie (HTTP and WebSocket).' },
-  { name: 'TRUST_PROXY', default: 'false', description: 'Trust `X-Forwarded-Proto`/`X-Forwarded-Host` from a reverse proxy (cookie `Secure` flag, same-origin check).' },
+  { name: 'TRUST_PROXY', default: 'false', description: 'Trust `X-Forwarded-Proto`/`X-Forwarded-Host` from a reverse proxy (cookie `Secure` flag, same-origin check), and the last address of `X-Forwarded-For` as the client (login rate limit).' },
   { name: 'SESSION_TTL_HOURS', default: '720', description: 'Lifetime of a login session (30 days).' },
   { name: 'CONFIRMATION_TTL_HOURS', default: '48', description: 'Lifetime of an account confirmation token.' },
   { name: 'ALLOW_UNCONFIRMED_LOGIN', default: 'false', description: 'Whether an account may log in before it is confirmed.' },
   { name: 'PASSWORD_MIN_LENGTH', default: '8', description: 'Shortest accepted password (characters, at least 8).' },
+  { name: 'LOGIN_RATE_LIMIT', default: '10', description: 'Login attempts per window: failed ones per login, and all of them per client address; past it logins answer `TOO_MANY_REQUESTS` (429). `0` turns the limit off.' },
+  { name: 'LOGIN_RATE_WINDOW_SECONDS', default: '60', description: 'The window of `LOGIN_RATE_LIMIT`, starting at a bucket\'s first attempt. Counted in Redis when `REDIS_URL` is set (shared by instances), else in the process.' },
   { name: 'GRAPHQL_MAX_DEPTH', default: '10', description: 'Deepest selection a GraphQL operation may have.' },
   { name: 'GRAPHQL_MAX_ALIASES', default: '15', description: 'Most aliases in one operation.' },
   { name: 'GRAPHQL_MAX_COST', default: '5000', description: 'Highest computed cost of one operation (graphql-armor cost limit).' },
@@ -191,6 +195,10 @@ export function parseConfig(env: Env = process.env, cwd = process.cwd()): Config
     confirmationTtlMs: integer(read('CONFIRMATION_TTL_HOURS'), 'CONFIRMATION_TTL_HOURS', 48, 1, 24 * 365) * 3600_000,
     allowUnconfirmedLogin: boolean(read('ALLOW_UNCONFIRMED_LOGIN'), 'ALLOW_UNCONFIRMED_LOGIN', false),
     passwordMinLength: integer(read('PASSWORD_MIN_LENGTH'), 'PASSWORD_MIN_LENGTH', 8, 8, 128),
+    loginRateLimit: {
+      attempts: integer(read('LOGIN_RATE_LIMIT'), 'LOGIN_RATE_LIMIT', 10, 0, 1_000_000),
+      windowSeconds: integer(read('LOGIN_RATE_WINDOW_SECONDS'), 'LOGIN_RATE_WINDOW_SECONDS', 60, 1, 86_400),
+    },
     graphqlLimits: {
       maxDepth: integer(read('GRAPHQL_MAX_DEPTH'), 'GRAPHQL_MAX_DEPTH', 10, 1, 100),
       maxAliases: integer(read('GRAPHQL_MAX_ALIASES'), 'GRAPHQL_MAX_ALIASES', 15, 0, 1000),

@@ -8,6 +8,7 @@ import { inProcessEvents, redisEvents, type Events } from './events/pubsub.ts';
 import { DockerEngine } from './runner/docker/docker-engine.ts';
 import { UsersService } from './domain/users/users.service.ts';
 import { AuthService } from './auth/auth.service.ts';
+import { LoginLimiter } from './auth/login-limiter.ts';
 import { createGraphqlHandler, GRAPHQL_PATH } from './graphql/yoga.ts';
 import { createHttpServer } from './http/server.ts';
 import { createRestRouter } from './http/rest/router.ts';
@@ -46,7 +47,9 @@ export async function startDockyard(config: Config): Promise<Dockyard> {
   const limits = { ...DEFAULT_CONTEXT_LIMITS, maxArchiveBytes: config.builds.uploadMaxBytes, maxExpandedBytes: config.builds.contextMaxBytes };
 
   const users = new UsersService(orm, config);
-  const auth = new AuthService(orm, users, events.bus, config.sessionTtlMs);
+  // Login attempts are counted in Redis when there is one (shared by the instances), else in this process.
+  const loginLimiter = config.redisUrl ? await LoginLimiter.withRedis(config.redisUrl, config.loginRateLimit) : LoginLimiter.inProcess(config.loginRateLimit);
+  const auth = new AuthService(orm, users, events.bus, config.sessionTtlMs, { loginLimiter });
   const images = new ImagesService(orm, engine, secrets);
   const builds = new BuildsService({ engine, instanceId: config.instanceId, orm, bus: events.bus, queue, logs, secrets, settings: config.builds, dataDir: config.dataDir, limits });
   const pipelines = new PipelinesService({ orm, bus: events.bus, queue, dataDir: config.dataDir });
@@ -108,7 +111,7 @@ export async function startDockyard(config: Config): Promise<Dockyard> {
     },
   });
   const address = await http.listen(config.port, config.host).catch(async (error: unknown) => {
-    await Promise.allSettled([orm.close(), events.close()]);
+    await Promise.allSettled([orm.close(), events.close(), loginLimiter.close()]);
     throw error;
   });
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
@@ -124,7 +127,7 @@ export async function startDockyard(config: Config): Promise<Dockyard> {
     await stopped;
     await Promise.all([buildRunner.stop(), jobExecutor.stop()]);
     auth.close();
-    await Promise.allSettled([orm.close(), events.close()]);
+    await Promise.allSettled([orm.close(), events.close(), loginLimiter.close()]);
   };
   return {
     url: `http://${host}:${address.port}`,

@@ -60,7 +60,7 @@ builder.queryField('apiTokens', (t) =>
 builder.mutationFields((t) => ({
   login: t.field({
     type: LoginPayload,
-    description: 'Opens a session and sets it as an HttpOnly cookie (over HTTP only).',
+    description: 'Opens a session and sets it as an HttpOnly cookie (over HTTP only). Attempts are rate limited per login and per client address (TOO_MANY_REQUESTS).',
     args: {
       login: t.arg.string({ required: true }),
       password: t.arg.string({ required: true }),
@@ -68,7 +68,7 @@ builder.mutationFields((t) => ({
     resolve: async (_root, args, context) => {
       // A session lives in a cookie, and a WebSocket cannot set one: there it would be a session nobody holds.
       if (!context.responseCookies) throw new DomainError('INVALID_INPUT', 'Log in over HTTP; over WebSocket, use a session cookie or an API token.');
-      const { user, token, expiresAt } = await context.services.auth.login(args.login, args.password);
+      const { user, token, expiresAt } = await context.services.auth.login(args.login, args.password, context.clientAddress);
       context.responseCookies.push(sessionCookie(token, expiresAt, context.secureCookies));
       return { user, expiresAt };
     },

@@ -9,6 +9,7 @@ import { issueToken, parseToken, secretMatches } from './secrets.ts';
 import { Session } from './session.entity.ts';
 import { ApiToken } from './api-token.entity.ts';
 import { ViewerCache, VIEWER_CACHE_TTL_MS } from './viewer-cache.ts';
+import { LoginLimiter } from './login-limiter.ts';
 
 /** API tokens carry a prefix so that they are told apart from session tokens (and found by secret scanners). */
 export const API_TOKEN_PREFIX = 'dyt_';
@@ -32,9 +33,18 @@ export class AuthService {
   readonly #sessionTtlMs: number;
   /** Viewers of recently checked credentials (a few seconds): most requests of a busy client skip the database. */
   readonly #cache: ViewerCache;
+  /** Login attempts per login and per client address (none limited when not given). */
+  readonly #limiter: LoginLimiter;
 
-  constructor(orm: Orm, users: UsersService, bus: EventBus, sessionTtlMs: number, options: { viewerCacheTtlMs?: number } = {}) {
+  constructor(
+    orm: Orm,
+    users: UsersService,
+    bus: EventBus,
+    sessionTtlMs: number,
+    options: { viewerCacheTtlMs?: number; loginLimiter?: LoginLimiter } = {},
+  ) {
     this.#orm = orm;
+    this.#limiter = options.loginLimiter ?? LoginLimiter.inProcess({ attempts: 0, windowSeconds: 1 });
     this.#users = users;
     this.#bus = bus;
     this.#sessionTtlMs = sessionTtlMs;
@@ -48,9 +58,13 @@ export class AuthService {
     this.#cache.close();
   }
 
-  /** Checks the login and password and opens a session; the token goes into the session cookie. */
-  async login(login: string, password: string): Promise<{ user: User; token: string; expiresAt: Date }> {
-    const user = await this.#users.verifyCredentials(login, password);
+  /**
+   * Checks the login and password and opens a session; the token goes into the session cookie.
+   * TOO_MANY_REQUESTS, before the password is checked, when this login or `clientAddress` has used up
+   * its attempts (the same for known and unknown logins).
+   */
+  async login(login: string, password: string, clientAddress: string | null = null): Promise<{ user: User; token: string; expiresAt: Date }> {
+    const user = await this.#limiter.limit(login, clientAddress, () => this.#users.verifyCredentials(login, password));
     const { id, token, secretHash } = issueToken();
     const expiresAt = new Date(Date.now() + this.#sessionTtlMs);
     const em = this.#orm.em.fork();

@@ -13,6 +13,7 @@ import type { EventBus } from '../events/pubsub.ts';
 import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { originAllowed, secureCookies, type OriginPolicy } from './origins.ts';
+import { clientAddress } from './client-address.ts';
 
 export interface Services {
   users: UsersService;
@@ -33,6 +34,8 @@ export interface RequestContext {
   responseCookies: string[] | null;
   /** Whether cookies set for this request get the Secure flag. */
   secureCookies: boolean;
+  /** Where the request comes from (the login rate limit counts by it); see client-address.ts. */
+  clientAddress: string | null;
 }
 
 export interface CredentialSource {
@@ -57,7 +60,7 @@ export function readCredential({ authorization, cookie }: CredentialSource): Cre
 export async function createRequestContext(
   services: Services,
   source: CredentialSource,
-  options: { responseCookies: string[] | null; secureCookies: boolean },
+  options: { responseCookies: string[] | null; secureCookies: boolean; clientAddress: string | null },
 ): Promise<RequestContext> {
   const context: RequestContext = { services, viewer: null, authError: null, ...options };
   const credential = readCredential(source);
@@ -92,7 +95,7 @@ export async function contextForRequest(
   const context = await createRequestContext(
     services,
     { authorization, cookie: cookieAllowed ? req.headers.cookie : undefined },
-    { responseCookies: options.responseCookies, secureCookies: secureCookies(req.headers, policy) },
+    { responseCookies: options.responseCookies, secureCookies: secureCookies(req.headers, policy), clientAddress: clientAddress(req, policy.trustProxy) },
   );
   if (!cookieAllowed && !context.viewer && !context.authError && readCredential({ cookie: req.headers.cookie })) {
     context.authError = new DomainError('ORIGIN_NOT_ALLOWED');

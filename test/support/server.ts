@@ -23,6 +23,9 @@ export async function startTestServer(env: Record<string, string | undefined> = 
     BUILD_CONCURRENCY: '0',
     JOB_CONCURRENCY: '0',
     INSTANCE_ID: `test-${randomUUID()}`,
+    // Every test logs in from 127.0.0.1, and the per-address count is shared in Redis by all of them:
+    // only the login rate limit's own tests (which set it) count to a small limit.
+    LOGIN_RATE_LIMIT: '100000',
     ...env,
   });
   const dockyard = await startDockyard(config);

@@ -30,14 +30,17 @@ export async function confirm({ services, params: [login, token] }: KabutoCall):
   }
 }
 
-/** A page of another origin cannot log its visitor in (login CSRF): the cookie would be ignored anyway. */
-export async function login({ services, input, secureCookies, originAllowed }: KabutoCall): Promise<KabutoReply> {
+/**
+ * A page of another origin cannot log its visitor in (login CSRF): the cookie would be ignored anyway.
+ * Too many attempts (per login or address) answer 429 with Retry-After, see kabuto.ts.
+ */
+export async function login({ services, input, secureCookies, originAllowed, clientAddress }: KabutoCall): Promise<KabutoReply> {
   if (!originAllowed) throw new NotLoggedIn(ERROR_CODES.ORIGIN_NOT_ALLOWED);
   const body = await input();
   const name = body.required('login');
   const password = body.required('password');
   try {
-    const { token, expiresAt } = await services.auth.login(name, password);
+    const { token, expiresAt } = await services.auth.login(name, password, clientAddress);
     return ok({ login: 'success' }, { 'set-cookie': sessionCookie(token, expiresAt, secureCookies) });
   } catch (error) {
     if (error instanceof DomainError && (error.code === 'INVALID_CREDENTIALS' || error.code === 'ACCOUNT_NOT_CONFIRMED')) {

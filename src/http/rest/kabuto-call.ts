@@ -32,6 +32,8 @@ export interface KabutoCall {
   secureCookies: boolean;
   /** False for a browser's request from a page of another origin (the session cookie is ignored then). */
   originAllowed: boolean;
+  /** Where the request comes from (the login rate limit counts by it). */
+  clientAddress: string | null;
 }
 
 /** What a handler answers: JSON with a status and headers, or SENT when it wrote the response itself. */

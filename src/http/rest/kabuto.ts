@@ -3,7 +3,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { Viewer } from '../../auth/auth.service.ts';
-import { DomainError, type ErrorCode } from '../../domain/errors.ts';
+import { DomainError, TooManyRequestsError, type ErrorCode } from '../../domain/errors.ts';
+import { clientAddress } from '../client-address.ts';
 import { contextForRequest, type Services } from '../context.ts';
 import { originAllowed, secureCookies, type OriginPolicy } from '../origins.ts';
 import { BodyError, readBody, type BodyLimits, type RequestBody } from './body.ts';
@@ -135,6 +136,7 @@ function newCall(
     input,
     secureCookies: secureCookies(req.headers, policy),
     originAllowed: originAllowed(req.headers, Boolean((req.socket as TLSSocket).encrypted), policy),
+    clientAddress: clientAddress(req, policy.trustProxy),
     dispose: async () => {
       if (body) await (await body.catch(() => null))?.dispose();
     },
@@ -146,9 +148,15 @@ const UNAUTHORIZED: readonly ErrorCode[] = [
   'ORIGIN_NOT_ALLOWED', 'INVALID_CREDENTIALS', 'ACCOUNT_NOT_CONFIRMED',
 ];
 
-/** Kabuto's shapes: 401 `{"status", "message"}`, 400 `{"message"}`, and `200 {"error"}` for what the application refuses. */
+/**
+ * Kabuto's shapes: 401 `{"status", "message"}`, 400 `{"message"}`, and `200 {"error"}` for what the
+ * application refuses; too many login attempts get 429 in the shape of its 401, with Retry-After.
+ */
 function errorReply(error: unknown): JsonReply {
   if (error instanceof NotLoggedIn) return unauthorized(error.message);
+  if (error instanceof TooManyRequestsError) {
+    return { status: 429, body: { status: 429, message: error.message }, headers: { 'retry-after': String(error.retryAfterSeconds) } };
+  }
   if (error instanceof MissingField) return { status: 400, body: { message: error.message } };
   if (error instanceof BodyError) return { status: error.status, body: { message: error.message } };
   if (error instanceof KabutoError) return { status: 200, body: { error: error.message } };
