@@ -2,6 +2,7 @@
 // Every setting is listed in SETTINGS (name, default, description): the README's table is that list.
 import os from 'node:os';
 import path from 'node:path';
+import { isDockerHub, parseReference } from './domain/builds/dockerfile/reference.ts';
 
 export interface GraphqlLimits {
   maxDepth: number;
@@ -50,7 +51,8 @@ export interface RestSettings {
   /** Where boatyard's `github_username`/`github_reponame` point: `<base>/<user>/<repo>.git`. */
   boatyardGitBaseUrl: string;
   /** Registry boatyard builds are pushed to, with the credentials of the request. */
-  boatyardRegistry: string;
+  /** Where boatyard builds are pushed (as their `image_name`); null: they are built, not pushed. */
+  boatyardRegistry: string | null;
 }
 
 export interface JobSettings {
@@ -71,6 +73,8 @@ export interface JobSettings {
 export interface BuildSettings {
   /** Generated image repositories are `<namespace>/<login>/<image name>`. */
   namespace: string;
+  /** Images every user may build on (`FROM`, `COPY --from`), as the operator names them on the engine. */
+  baseImages: string[];
   concurrency: number;
   timeoutSeconds: number;
   memoryBytes: number;
@@ -124,6 +128,7 @@ export const SETTINGS: Setting[] = [
   { name: 'INSTANCE_ID', default: '(the host name)', description: 'Names this instance in the work queue. Keep it stable across restarts and unique per instance.' },
   { name: 'SECRET_KEY', default: '(unset: generated into `$DATA_DIR/secret.key`)', description: '32 bytes, base64: encrypts stored registry passwords. Set the same value on every instance.' },
   { name: 'IMAGE_NAMESPACE', default: 'dockyard', description: 'Image repositories are named `<namespace>/<login>/<image>`.' },
+  { name: 'BUILD_BASE_IMAGES', default: 'busybox:latest,alpine:latest,debian:stable-slim,ubuntu:latest', description: 'Comma-separated images on the engine that every user may build on (`FROM`, `COPY --from`), besides their own; resolved to image ids at start and again at most a minute before use. Missing ones are logged and refused.' },
   { name: 'BUILD_CONCURRENCY', default: '2', description: 'Builds that run at once on this instance; `0` makes an API-only instance that runs none.' },
   { name: 'BUILD_TIMEOUT_SECONDS', default: '3600', description: 'Longest a build may run (and the ceiling for a build\'s own timeout).' },
   { name: 'BUILD_MEMORY_MB', default: '4096', description: 'Memory limit of each build step.' },
@@ -147,7 +152,7 @@ export const SETTINGS: Setting[] = [
   { name: 'JOB_MAX_ATTACHMENTS', default: '20', description: 'Most attachments per job (each at most `UPLOAD_MAX_MB`).' },
   { name: 'KABUTO_PREFIX', default: '(none)', description: "Path prefix for Kabuto's REST routes, e.g. `/kabuto`; by default they are at the root, as in Kabuto." },
   { name: 'BOATYARD_GIT_BASE_URL', default: 'https://github.com', description: "boatyard's `github_username`/`github_reponame` become `<this>/<user>/<repo>.git`." },
-  { name: 'BOATYARD_REGISTRY', default: 'docker.io', description: 'Registry that boatyard builds are pushed to (as their `image_name`), with the credentials the request gives.' },
+  { name: 'BOATYARD_REGISTRY', default: '(unset: boatyard builds are not pushed)', description: 'Registry that boatyard builds are pushed to (as their `image_name`), with the credentials the request gives: a host with a dot or a port, or `localhost`; not Docker Hub, whose names are the engine\'s local names.' },
   { name: 'SOURCE_TIMEOUT_SECONDS', default: '300', description: 'Longest a download, git fetch or hg clone may take.' },
 ];
 
@@ -211,6 +216,7 @@ export function parseConfig(env: Env = process.env, cwd = process.cwd()): Config
     secretKey: secretKey(read('SECRET_KEY')),
     builds: {
       namespace: namespace(read('IMAGE_NAMESPACE') ?? 'dockyard'),
+      baseImages: baseImages(read('BUILD_BASE_IMAGES') ?? 'busybox:latest,alpine:latest,debian:stable-slim,ubuntu:latest'),
       concurrency: integer(read('BUILD_CONCURRENCY'), 'BUILD_CONCURRENCY', 2, 0, 64),
       timeoutSeconds: integer(read('BUILD_TIMEOUT_SECONDS'), 'BUILD_TIMEOUT_SECONDS', 3600, 10, 86_400),
       memoryBytes: integer(read('BUILD_MEMORY_MB'), 'BUILD_MEMORY_MB', 4096, 16, 1_048_576) * 2 ** 20,
@@ -226,7 +232,7 @@ export function parseConfig(env: Env = process.env, cwd = process.cwd()): Config
     rest: {
       kabutoPrefix: prefix(read('KABUTO_PREFIX') ?? ''),
       boatyardGitBaseUrl: url(read('BOATYARD_GIT_BASE_URL') ?? 'https://github.com', 'BOATYARD_GIT_BASE_URL', ['http:', 'https:'], true).href.replace(/\/$/, ''),
-      boatyardRegistry: read('BOATYARD_REGISTRY') ?? 'docker.io',
+      boatyardRegistry: boatyardRegistry(read('BOATYARD_REGISTRY')),
     },
     jobs: {
       concurrency: integer(read('JOB_CONCURRENCY'), 'JOB_CONCURRENCY', 2, 0, 256),
@@ -262,10 +268,30 @@ function secretKey(raw: string | undefined): Buffer | null {
 }
 
 function namespace(raw: string): string {
-  if (!/^[a-z0-9]+(?:[._-][a-z0-9]+)*$/.test(raw)) {
-    throw new ConfigError(`IMAGE_NAMESPACE must be lower-case letters and digits, with . _ - between them (got "${raw}")`);
+  // No dot: a first name component with one would be read by the engine as a registry host.
+  if (!/^[a-z0-9]+(?:[_-][a-z0-9]+)*$/.test(raw)) {
+    throw new ConfigError(`IMAGE_NAMESPACE must be lower-case letters and digits, with _ or - between them (got "${raw}")`);
   }
   return raw;
+}
+
+function boatyardRegistry(raw: string | undefined): string | null {
+  if (raw === undefined || raw.trim() === '') return null;
+  const registry = raw.trim().toLowerCase();
+  const parsed = parseReference(`${registry}/x`);
+  if (!parsed || parsed.domain !== registry || isDockerHub(registry)) {
+    throw new ConfigError(`BOATYARD_REGISTRY must be a registry host with a dot or a port, or localhost, and not Docker Hub (got "${raw}")`);
+  }
+  return registry;
+}
+
+function baseImages(raw: string): string[] {
+  const references = list(raw);
+  for (const reference of references) {
+    const parsed = parseReference(reference);
+    if (!parsed || parsed.digest) throw new ConfigError(`BUILD_BASE_IMAGES: "${reference}" is not an image reference such as busybox:latest`);
+  }
+  return references;
 }
 
 function buildNetwork(raw: string): string {

@@ -69,6 +69,10 @@ export async function startDockyard(config: Config): Promise<Dockyard> {
       new Worker(queue, events.bus, { workerId: `${config.instanceId}/${kind}`, affinity: config.instanceId, concurrency, handlers: { [kind]: run } }),
     );
   buildRunner.start();
+  if (config.builds.concurrency > 0) {
+    await buildRunner.removeLeftoverPushNames().catch((error: unknown) => console.error('builds: removing names left by interrupted pushes failed', error));
+    void builds.bases.refresh().catch((error: unknown) => console.error('builds: resolving the base images failed', error));
+  }
   jobExecutor.start();
   if (config.jobs.concurrency > 0) {
     const ended = await jobExecutor.reconcile().catch((error: unknown) => {

@@ -60,6 +60,10 @@ export interface ContainerEngine {
   pushImage(repository: string, tag: string, auth: RegistryAuth | null, signal: AbortSignal, onOutput: (text: string) => void): Promise<{ digest: string | null }>;
   /** Removes an image by id or reference, with all its tags; a missing image is not an error. */
   removeImage(reference: string): Promise<void>;
+  /** Removes one name (`repository:tag`) of an image, the image itself only if it was its last; a missing name is not an error. */
+  untagImage(reference: string): Promise<void>;
+  /** Images carrying a label (any value). */
+  listImagesWithLabel(label: string): Promise<EngineImage[]>;
   /** Whether the engine may talk plain HTTP to this registry (`host[:port]`): listed or in an insecure range. */
   allowsPlainHttp(registry: string): Promise<boolean>;
   /**

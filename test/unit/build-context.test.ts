@@ -1,4 +1,4 @@
-// Build contexts without the network: Dockerfile lint, inline contexts, hostile archives, path and ref
+// Build contexts without the network: inline contexts, hostile archives, path and ref
 // checks, packing, and resolving the context inside a source tree.
 import { mkdir, mkdtemp, readdir, readFile, readlink, realpath, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { execFileSync } from 'node:child_process';
@@ -15,7 +15,6 @@ import {
   contextFromDockerfile,
   DEFAULT_CONTEXT_LIMITS,
   extractTarball,
-  lintDockerfile,
   packContext,
   resolveContext,
   type ContextLimits,
@@ -92,72 +91,6 @@ const extract = (archive: Buffer, limits: ContextLimits = DEFAULT_CONTEXT_LIMITS
   extractTarball(Readable.from([archive]), dir, limits);
 
 // ---------------------------------------------------------------------------------------------------
-
-describe('lintDockerfile', () => {
-  const ns = { serviceNamespace: 'dockyard', ownNamespace: 'dockyard/alice' };
-
-  const accepted: [string, string][] = [
-    ['a plain file', 'FROM busybox\nRUN echo hi\n'],
-    ['lower-case instructions', 'from busybox\nrun echo hi\n'],
-    ['own images', 'FROM dockyard/alice/base:1\nCOPY --from=dockyard/alice/tools /bin/x /bin/x\n'],
-    ['multi-stage references', 'FROM golang:1.22 AS build\nRUN go build\nFROM build AS test\nFROM scratch\nCOPY --from=build /out /out\nCOPY --from=0 /x /x\n'],
-    ['a variable in the tag', 'ARG V=3.19\nFROM alpine:${V}\n'],
-    ['local ADD and archives', 'FROM busybox\nADD app.tar.gz /opt/\nADD ["a b", "/c"]\n'],
-    ['RUN text mentioning --mount later', 'FROM busybox\nRUN echo --mount=type=cache\n'],
-    ['a comment mentioning syntax', 'FROM busybox\n# the syntax is simple\n'],
-    ['images merely named like the namespace', 'FROM dockyard\nFROM dockyardx/app\n'],
-  ];
-  it.each(accepted)('accepts %s', (_name, text) => {
-    expect(() => lintDockerfile(text, ns)).not.toThrow();
-  });
-
-  const refused: [string, string, RegExp][] = [
-    ['an empty file', '', /empty/],
-    ['a whitespace-only file', '  \n\t\n', /empty/],
-    ['a comments-only file', '# nothing\n', /empty/],
-    ['ADD from https', 'FROM busybox\nADD https://example.com/x.tgz /x\n', /remote/],
-    ['ADD from http in JSON form', 'FROM busybox\nADD ["http://example.com/x", "/x"]\n', /remote/],
-    ['ADD from git@', 'FROM busybox\nADD git@github.com:a/b.git /src\n', /remote/],
-    ['ADD from any scheme', 'FROM busybox\nADD ftp://example.com/x /x\n', /remote/],
-    ['ADD with flags and a quoted URL', 'FROM busybox\nadd --chown=1:1 "HTTPS://example.com/x" /x\n', /remote/],
-    ['ADD spread over continuation lines', 'FROM busybox\nADD \\\n  https://example.com/x \\\n  /x\n', /remote/],
-    ['ADD with a variable source', 'FROM busybox\nARG U=https://example.com/x\nADD $U /x\n', /variables/],
-    ['ONBUILD ADD from a URL', 'FROM busybox\nONBUILD ADD https://example.com/x /x\n', /remote/],
-    ['a syntax directive', '# syntax=docker/dockerfile:1\nFROM busybox\n', /syntax/],
-    ['a spaced, capitalised syntax directive', '#  Syntax = docker/dockerfile:1\nFROM busybox\n', /syntax/],
-    ['RUN --mount', 'FROM busybox\nRUN --mount=type=secret,id=x cat /run/secrets/x\n', /--mount/],
-    ['run --mount in lower case after a continuation', 'FROM busybox\nrun \\\n --mount=type=ssh true\n', /--mount/],
-    ['an instruction split by a continuation', 'FROM busybox\nR\\\nUN --mount=type=cache,target=/x true\n', /--mount/],
-    ['RUN --network', 'FROM busybox\nRUN --network=host true\n', /--network/],
-    ['another tenant image', 'FROM dockyard/bob/app\n', /another account/],
-    ['another tenant image via docker.io', 'FROM docker.io/dockyard/bob/app:latest\n', /another account/],
-    ['another tenant image via a registry it was pushed to', 'FROM 127.0.0.1:5000/dockyard/bob/app:latest\n', /another account/],
-    ['another tenant image via localhost', 'FROM localhost/dockyard/bob/app\n', /another account/],
-    ['another tenant image in a later stage', 'FROM busybox AS a\nFROM dockyard/bob/app AS b\n', /another account/],
-    ['another tenant image in COPY --from', 'FROM busybox\nCOPY --from=dockyard/bob/app /x /x\n', /another account/],
-    ['a variable in the image name', 'ARG I=dockyard/bob/app\nFROM ${I}\n', /variables/],
-    ['an image ID', 'FROM sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n', /image IDs/],
-    ['a short image ID in COPY --from', 'FROM busybox\nCOPY --from=0123456789ab /x /x\n', /image IDs/],
-    ['an own-namespace prefix trick', 'FROM dockyard/alicex/app\n', /another account/],
-  ];
-  it.each(refused)('refuses %s', (_name, text, message) => {
-    let caught: unknown;
-    try {
-      lintDockerfile(text, ns);
-    } catch (err) {
-      caught = err;
-    }
-    expect(caught).toBeInstanceOf(DomainError);
-    expect((caught as DomainError).code).toBe('INVALID_DOCKERFILE');
-    expect((caught as DomainError).field).toBe('dockerfile');
-    expect((caught as DomainError).message).toMatch(message);
-  });
-
-  it('honours the escape directive for continuations', () => {
-    const text = '# escape=`\nFROM busybox\nADD `\n  https://example.com/x /x\n';
-    expect(() => lintDockerfile(text, ns)).toThrow(/remote/);
-  });
-});
 
 describe('contextFromDockerfile', () => {
   it('writes the Dockerfile and the files', async () => {

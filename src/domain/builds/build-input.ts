@@ -1,5 +1,6 @@
 // Checks of the options a user gives a build, before anything is stored or sent to the engine.
 import { DomainError } from '../errors.ts';
+import { isDockerHub, parseReference } from './dockerfile/reference.ts';
 
 export const IMAGE_NAME_PATTERN = /^[a-z0-9]+(?:[._-][a-z0-9]+)*$/;
 const TAG_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
@@ -18,6 +19,15 @@ export function checkImageName(name: string): string {
   const trimmed = name.trim();
   if (trimmed.length > 128 || !IMAGE_NAME_PATTERN.test(trimmed)) {
     throw new DomainError('INVALID_INPUT', 'An image name has lower-case letters and digits, with single . _ or - between them (at most 128).', 'imageName');
+  }
+  return trimmed;
+}
+
+/** The form of a registry address: `host`, `host:port`, IPv4 or `[IPv6]`. */
+export function checkRegistry(registry: string): string {
+  const trimmed = registry.trim().toLowerCase();
+  if (!REGISTRY_PATTERN.test(trimmed)) {
+    throw new DomainError('INVALID_INPUT', 'A registry is a host name or address with an optional port, such as registry.example.com:5000.', 'registry');
   }
   return trimmed;
 }
@@ -68,12 +78,20 @@ export function checkPushRepository(repository: string | null | undefined): stri
   return repository;
 }
 
-export function checkRegistry(registry: string): string {
-  const trimmed = registry.trim();
-  if (!REGISTRY_PATTERN.test(trimmed)) {
-    throw new DomainError('INVALID_INPUT', 'A registry is a host name or address with an optional port, such as registry.example.com:5000.', 'registry');
+/**
+ * A registry the engine keeps names of apart from its local names: a host with a dot or a port, or
+ * `localhost`, and not Docker Hub (the engine stores `docker.io/x/y` as the local name `x/y`, so a push
+ * there would tag, and could overwrite, a local image). Pushed names are then always `<registry>/…`.
+ */
+export function checkPushRegistry(registry: string): string {
+  const trimmed = checkRegistry(registry);
+  if (isDockerHub(trimmed)) {
+    throw new DomainError('INVALID_INPUT', 'Pushing to Docker Hub is not supported: its names are the engine\'s local names. Use a registry such as registry.example.com.', 'registry');
   }
-  return trimmed.toLowerCase();
+  if (parseReference(`${trimmed}/image`)?.domain !== trimmed) {
+    throw new DomainError('INVALID_INPUT', `"${trimmed}" would be read as a Docker Hub name: a registry needs a dot or a port (registry.example.com, host:5000) or is localhost.`, 'registry');
+  }
+  return trimmed;
 }
 
 function checkPairs(pairs: KeyValue[], field: string, keyOk: (key: string) => boolean): Record<string, string> {

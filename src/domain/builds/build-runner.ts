@@ -18,7 +18,10 @@ import { CappedLog, LogWriter, type LogsService } from '../logs/logs.service.ts'
 import type { Task } from '../../scheduler/queue.ts';
 import { Build, type BuildPhase, type BuildState } from './build.entity.ts';
 import type { BuildsService } from './builds.service.ts';
-import { downloadTarball, extractTarball, fetchGit, fetchMercurial, lintDockerfile, packContext, redactUrl, resolveContext, type ContextLimits } from './context/index.ts';
+import { downloadTarball, extractTarball, fetchGit, fetchMercurial, packContext, redactUrl, resolveContext, type ContextLimits } from './context/index.ts';
+import { randomBytes } from 'node:crypto';
+import { PushNames } from './push-names.ts';
+import { DOCKER_HUB, parseReference } from './dockerfile/reference.ts';
 
 class BuildCanceled extends Error {}
 class BuildTimedOut extends Error {}
@@ -49,9 +52,28 @@ export class BuildRunner {
   readonly #running = new Map<number, AbortController>();
   #cancelRequests: AsyncIterator<unknown> | null = null;
   #stopping = false;
+  readonly #pushes: PushNames;
 
   constructor(deps: BuildRunnerDeps) {
     this.#deps = deps;
+    this.#pushes = new PushNames(deps.engine);
+  }
+
+  /**
+   * Removes the registry-qualified names a push left on the engine when its process died mid-push (a
+   * push removes its name itself otherwise): names of images Dockyard built that are not local names.
+   */
+  async removeLeftoverPushNames(): Promise<number> {
+    let removed = 0;
+    for (const image of await this.#deps.engine.listImagesWithLabel(BUILD_LABEL)) {
+      for (const name of image.repoTags) {
+        const reference = parseReference(name);
+        if (!reference || reference.domain === DOCKER_HUB) continue;
+        await this.#deps.engine.untagImage(name);
+        removed += 1;
+      }
+    }
+    return removed;
   }
 
   /** Listens for cancel requests, which may come from any instance. */
@@ -123,6 +145,10 @@ export class BuildRunner {
     const workDir = path.join(this.#deps.dataDir, build.workDir);
     const { contextDir, dockerfile, commit } = await this.#prepareContext(build, workDir, signal, log);
     signal.throwIfAborted();
+    // What the engine builds: the service's rewrite of the Dockerfile, every image in it resolved to an id.
+    const resolved = await this.#deps.builds.resolveForBuild(build, dockerfile);
+    for (const base of resolved.bases) log.system(`line ${base.line}: ${base.reference} is ${base.id}`);
+    const generated = { name: `.dockyard-Dockerfile-${randomBytes(8).toString('hex')}`, content: resolved.text };
 
     const versionTag = commit ? commit.slice(0, 12) : timestampTag(new Date());
     const tags = [...new Set([...(build.options.tags.length > 0 ? build.options.tags : ['latest']), versionTag])];
@@ -142,13 +168,13 @@ export class BuildRunner {
     try {
       result = await engine.buildImage(
         {
-          context: packContext(contextDir, this.#deps.limits),
-          dockerfile,
+          context: packContext(contextDir, this.#deps.limits, generated),
+          dockerfile: generated.name,
           tags: tags.map((tag) => `${repository}:${tag}`),
           buildArgs: build.options.buildArgs,
           labels: build.options.labels,
           serviceLabels: serviceLabels(build),
-          target: build.options.target,
+          target: resolved.target,
           noCache: build.options.noCache,
           memoryBytes: settings.memoryBytes,
           cpus: settings.cpus,
@@ -175,13 +201,12 @@ export class BuildRunner {
       const auth = await this.#registryAuth(build);
       let digest: string | null = null;
       for (const tag of tags) {
-        await engine.tagImage(result.imageId, target, tag);
         log.system(`pushing ${target}:${tag}`);
         const pushOutput = new LineSplitter();
-        ({ digest } = await engine.pushImage(target, tag, auth, signal, (chunk) => pushOutput.push(chunk).forEach((line) => log.write('stdout', line))));
+        ({ digest } = await this.#pushes.push({ imageId: result.imageId, repository: target, tag, auth, signal }, (chunk) =>
+          pushOutput.push(chunk).forEach((line) => log.write('stdout', line)),
+        ));
         pushOutput.end().forEach((line) => log.write('stdout', line));
-        // The registry-qualified tag is not kept on the engine: only the namespaced names stay.
-        await engine.removeImage(`${target}:${tag}`);
       }
       image.pushedTo = target;
       image.digest = digest;
@@ -193,14 +218,13 @@ export class BuildRunner {
     }
   }
 
-  /** Makes the directory the engine builds from, and says where the Dockerfile is in it. */
+  /** Makes the directory the engine builds from, and reads the user's Dockerfile in it. */
   async #prepareContext(build: Build, workDir: string, signal: AbortSignal, log: CappedLog): Promise<{ contextDir: string; dockerfile: string; commit: string | null }> {
     const source = build.source;
     if (source.kind === 'DOCKERFILE' || source.kind === 'TARBALL') {
-      // Checked when the build was requested; checked again, as every source is, right before it is built.
+      // Checked when the build was requested; resolved again, as every source is, right before it is built.
       const contextDir = path.join(workDir, 'context');
-      this.#lint(build, await readFile(path.join(contextDir, 'Dockerfile'), 'utf8'));
-      return { contextDir, dockerfile: 'Dockerfile', commit: null };
+      return { contextDir, dockerfile: await readFile(path.join(contextDir, 'Dockerfile'), 'utf8'), commit: null };
     }
     await this.#update(build, { phase: 'FETCHING' });
     const { settings } = this.#deps;
@@ -214,8 +238,7 @@ export class BuildRunner {
       await downloadTarball(source.url, archive, { maxBytes: settings.uploadMaxBytes, policy, timeoutMs, signal });
       await extractTarball(createReadStream(archive), fetched, this.#deps.limits);
       const resolved = await resolveContext(fetched, '.', 'Dockerfile');
-      this.#lint(build, await readFile(path.join(resolved.contextDir, resolved.dockerfile), 'utf8'));
-      return { ...resolved, commit: null };
+      return { contextDir: resolved.contextDir, dockerfile: await readFile(path.join(resolved.contextDir, resolved.dockerfile), 'utf8'), commit: null };
     }
     log.system(`fetching ${redactUrl(source.url)} at ${source.ref}`);
     const { commit } =
@@ -224,12 +247,7 @@ export class BuildRunner {
         : await fetchMercurial({ url: source.url, revision: source.ref, dir: fetched, policy, timeoutMs, signal });
     log.system(`at commit ${commit}`);
     const resolved = await resolveContext(fetched, source.contextPath, source.dockerfilePath);
-    this.#lint(build, await readFile(path.join(resolved.contextDir, resolved.dockerfile), 'utf8'));
-    return { ...resolved, commit };
-  }
-
-  #lint(build: Build, dockerfile: string): void {
-    lintDockerfile(dockerfile, this.#deps.builds.namespaces(build.owner));
+    return { contextDir: resolved.contextDir, dockerfile: await readFile(path.join(resolved.contextDir, resolved.dockerfile), 'utf8'), commit };
   }
 
   async #registryAuth(build: Build): Promise<RegistryAuth | null> {

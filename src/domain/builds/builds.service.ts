@@ -16,6 +16,9 @@ import type { User } from '../users/user.entity.ts';
 import { DomainError } from '../errors.ts';
 import { saveUpload, type IncomingFile } from '../uploads.ts';
 import { Image } from '../images/image.entity.ts';
+import { BaseImages } from './base-images.ts';
+import { resolveDockerfile, type ImageResolver, type ResolvedDockerfile } from './dockerfile/resolve.ts';
+import { DOCKER_HUB, parseReference } from './dockerfile/reference.ts';
 import type { LogsService } from '../logs/logs.service.ts';
 import type { LogLine } from '../logs/log-line.entity.ts';
 import { Build, FINISHED_BUILD_STATES, type BuildOptions, type BuildPush, type BuildSource, type BuildState } from './build.entity.ts';
@@ -24,7 +27,7 @@ import {
   checkImageName,
   checkLabels,
   checkPushRepository,
-  checkRegistry,
+  checkPushRegistry,
   checkTags,
   checkTarget,
   checkTimeout,
@@ -37,7 +40,6 @@ import {
   checkRepositoryUrl,
   contextFromDockerfile,
   extractTarball,
-  lintDockerfile,
   resolveContext,
   type AddressPolicy,
   type ContextLimits,
@@ -90,11 +92,17 @@ export interface BuildsDeps {
 
 const MAX_ATTACHMENTS = 100;
 
+/** Stands for an image's id when a Dockerfile is checked at submission (ids are resolved when it is built). */
+const UNRESOLVED_ID = `sha256:${'0'.repeat(64)}`;
+
 export class BuildsService {
   readonly #deps: BuildsDeps;
+  /** The operator's base images (BUILD_BASE_IMAGES), resolved to engine ids. */
+  readonly bases: BaseImages;
 
   constructor(deps: BuildsDeps) {
     this.#deps = deps;
+    this.bases = new BaseImages(deps.engine, deps.settings.baseImages);
   }
 
   get policy(): AddressPolicy {
@@ -113,8 +121,8 @@ export class BuildsService {
       tags: checkTags(input.tags ?? []),
       timeoutSeconds: checkTimeout(input.timeoutSeconds, settings.timeoutSeconds),
     };
-    const push = input.push ? await this.#checkPush(input.push) : null;
-    const source = await this.#checkSource(user, input.source);
+    const push = input.push ? await this.#checkPush(user, input.push) : null;
+    const source = await this.#checkSource(user, input.source, options);
     if ((source.kind === 'DOCKERFILE' || source.kind === 'TARBALL') && this.#deps.settings.concurrency === 0) {
       // Uploaded files stay on the disk of the instance that received them, and this one runs no builds.
       throw new DomainError('INVALID_SOURCE', 'This instance runs no builds (BUILD_CONCURRENCY=0), so it cannot take uploaded files; use a URL or a repository, or an instance that builds.', 'source');
@@ -124,7 +132,7 @@ export class BuildsService {
     const absoluteWorkDir = path.join(this.#deps.dataDir, workDir);
     await mkdir(absoluteWorkDir, { recursive: true });
     try {
-      const received = await this.#receiveUploads(user, input.source, absoluteWorkDir);
+      const received = await this.#receiveUploads(user, input.source, absoluteWorkDir, options);
       if (source.kind === 'DOCKERFILE') source.files = received;
       if (source.kind === 'TARBALL') source.filename = received[0] ?? '';
       const dockerfile = input.source.kind === 'DOCKERFILE' ? input.source.dockerfile : null;
@@ -212,10 +220,10 @@ export class BuildsService {
     return this.#deps.orm;
   }
 
-  async #checkSource(user: User, input: BuildSourceInput): Promise<BuildSource> {
+  async #checkSource(user: User, input: BuildSourceInput, options: BuildOptions): Promise<BuildSource> {
     switch (input.kind) {
       case 'DOCKERFILE':
-        lintDockerfile(input.dockerfile, this.namespaces(user));
+        await this.#checkDockerfile(user, input.dockerfile, options);
         if (input.files.length > MAX_ATTACHMENTS) throw new DomainError('INVALID_INPUT', `At most ${MAX_ATTACHMENTS} files.`, 'files');
         return { kind: 'DOCKERFILE', files: [] }; // names are known once the files arrive
       case 'TARBALL':
@@ -238,8 +246,14 @@ export class BuildsService {
     }
   }
 
-  async #checkPush(input: PushInput): Promise<{ push: BuildPush; secret: string | null }> {
-    const registry = checkRegistry(input.registry);
+  async #checkPush(user: User, input: PushInput): Promise<{ push: BuildPush; secret: string | null }> {
+    const registry = checkPushRegistry(input.registry);
+    const repository = checkPushRepository(input.repository);
+    // The pushed name is `<registry>/<repository>`, always registry-qualified (checkPushRegistry): it can
+    // never be read by the engine as one of the local names, this user's or anyone's.
+    if (parseReference(`${registry}/${repository ?? `${this.namespaces(user).ownNamespace}/image`}`)?.domain !== registry) {
+      throw new DomainError('INVALID_INPUT', 'The push target is not a registry-qualified name.', 'push');
+    }
     await assertUrlAllowed(`https://${registry}/`, this.policy);
     if (input.insecure && !(await this.#deps.engine.allowsPlainHttp(registry))) {
       throw new DomainError('INVALID_INPUT', `The engine does not allow plain HTTP to ${registry}; the operator must list it in the daemon's insecure-registries.`, 'push');
@@ -250,21 +264,52 @@ export class BuildsService {
       throw new DomainError('INVALID_INPUT', 'Give both a username and a password, or neither (to use stored credentials).', 'push');
     }
     return {
-      push: { registry, repository: checkPushRepository(input.repository), insecure: input.insecure ?? false, username },
+      push: { registry, repository, insecure: input.insecure ?? false, username },
       secret: password ? this.#deps.secrets.seal(password) : null,
     };
   }
 
   /** The namespace every generated repository lives in, and this user's part of it. */
-  namespaces(user: User): { serviceNamespace: string; ownNamespace: string } {
+  namespaces(user: Pick<User, 'login'>): { serviceNamespace: string; ownNamespace: string } {
     return { serviceNamespace: this.#deps.settings.namespace, ownNamespace: `${this.#deps.settings.namespace}/${user.login}` };
+  }
+
+  /** The Dockerfile the engine builds for this one: every image it names resolved to an id the user may use. */
+  async resolveForBuild(build: Build, dockerfile: string): Promise<ResolvedDockerfile> {
+    return resolveDockerfile(dockerfile, { images: this.#images(build.owner, true), buildArgs: build.options.buildArgs, target: build.options.target });
+  }
+
+  /** Checked when the build is requested, by the same rules, without asking the engine for ids. */
+  async #checkDockerfile(user: User, dockerfile: string, options: BuildOptions): Promise<void> {
+    await resolveDockerfile(dockerfile, { images: this.#images(user, false), buildArgs: options.buildArgs, target: options.target });
+  }
+
+  /**
+   * What a user may build on: the operator's base images, and the user's own images by their repository
+   * (`<namespace>/<login>/<name>[:tag]`), looked up through the repository the service made, never
+   * through the user's text. Anything else, another user's image included, is simply not found.
+   */
+  #images(user: Pick<User, 'id' | 'login'>, resolveIds: boolean): ImageResolver {
+    const own = `${this.namespaces(user).ownNamespace}/`;
+    return {
+      allowed: () => `one of your images (${own}<name>[:tag]) or a base image (${this.bases.names().join(', ') || 'none configured'})`,
+      resolve: async (reference) => {
+        if (this.bases.allows(reference)) return resolveIds ? this.bases.idOf(reference) : UNRESOLVED_ID;
+        if (reference.domain !== DOCKER_HUB || !reference.path.startsWith(own)) return null;
+        const name = reference.path.slice(own.length);
+        const image = await this.#orm.em.fork().findOne(Image, { owner: user.id, name });
+        if (!image || image.repository !== reference.path) return null;
+        if (!resolveIds) return UNRESOLVED_ID;
+        return (await this.#deps.engine.inspectImage(`${image.repository}:${reference.tag}`))?.id ?? null;
+      },
+    };
   }
 
   /**
    * Streams uploaded files to disk, one after another as they arrive, and makes the build context
    * from them (checked like every other source, Dockerfile included). Returns the files' names.
    */
-  async #receiveUploads(user: User, source: BuildSourceInput, workDir: string): Promise<string[]> {
+  async #receiveUploads(user: User, source: BuildSourceInput, workDir: string, options: BuildOptions): Promise<string[]> {
     const cap = this.#deps.settings.uploadMaxBytes;
     const context = path.join(workDir, 'context');
     if (source.kind === 'DOCKERFILE') {
@@ -290,7 +335,7 @@ export class BuildsService {
       await extractTarball(createReadStream(archive), context, this.#deps.limits);
       await rm(archive, { force: true });
       const resolved = await resolveContext(context, '.', 'Dockerfile');
-      lintDockerfile(await readFile(path.join(resolved.contextDir, resolved.dockerfile), 'utf8'), this.namespaces(user));
+      await this.#checkDockerfile(user, await readFile(path.join(resolved.contextDir, resolved.dockerfile), 'utf8'), options);
       return [file.name];
     }
     return [];

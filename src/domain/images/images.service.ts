@@ -7,7 +7,7 @@ import type { User } from '../users/user.entity.ts';
 import { DomainError } from '../errors.ts';
 import { Build } from '../builds/build.entity.ts';
 import { Job } from '../jobs/job.entity.ts';
-import { checkRegistry } from '../builds/build-input.ts';
+import { checkPushRegistry, checkRegistry } from '../builds/build-input.ts';
 import { LogLine } from '../logs/log-line.entity.ts';
 import { Image } from './image.entity.ts';
 import { RegistryCredential } from './registry-credential.entity.ts';
@@ -55,7 +55,7 @@ export class ImagesService {
 
   /** Stores (or replaces) the user's login for a registry. The password is sealed and never read back. */
   async saveRegistryCredential(user: User, registryInput: string, username: string, password: string): Promise<RegistryCredential> {
-    const registry = checkRegistry(registryInput);
+    const registry = checkPushRegistry(registryInput);
     if (username.trim() === '' || password === '') throw new DomainError('INVALID_INPUT', 'A registry login needs a username and a password.', 'username');
     const em = this.#orm.em.fork();
     const existing = await em.findOne(RegistryCredential, { owner: user.id, registry });

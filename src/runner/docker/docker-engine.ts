@@ -61,7 +61,13 @@ export class DockerEngine implements ContainerEngine {
   }
 
   async buildImage(spec: ImageBuildSpec, onOutput: (text: string) => void): Promise<{ imageId: string }> {
-    const stream = await this.docker.buildImage(spec.context, { ...buildQuery(spec), abortSignal: spec.signal } as Docker.ImageBuildOptions);
+    const stream = await this.docker
+      .buildImage(spec.context, { ...buildQuery(spec), abortSignal: spec.signal } as Docker.ImageBuildOptions)
+      .catch((error: unknown) => {
+        // A 4xx is the engine refusing the user's input (a Dockerfile it cannot parse, an unknown stage):
+        // the user's to fix. Anything else (5xx, no answer) is the engine's or the service's failure.
+        throw isClientError(error) ? new ImageBuildFailed(engineMessage(error)) : error;
+      });
     let imageId: string | null = null;
     await readProgress(stream, spec.signal, (message) => {
       if (message.stream) onOutput(message.stream);
@@ -137,6 +143,19 @@ export class DockerEngine implements ContainerEngine {
     }
   }
 
+  async untagImage(reference: string): Promise<void> {
+    try {
+      await this.docker.getImage(reference).remove({ noprune: false });
+    } catch (error) {
+      if ((error as { statusCode?: number }).statusCode !== 404) throw error;
+    }
+  }
+
+  async listImagesWithLabel(label: string): Promise<EngineImage[]> {
+    const images = await this.docker.listImages({ filters: JSON.stringify({ label: [label] }) });
+    return images.map((image) => ({ id: image.Id, sizeBytes: image.Size, repoTags: (image.RepoTags ?? []).filter((tag) => tag !== '<none>:<none>') }));
+  }
+
   async removeImage(reference: string): Promise<void> {
     try {
       await this.docker.getImage(reference).remove({ force: true, noprune: false });
@@ -188,4 +207,17 @@ function readProgress(stream: NodeJS.ReadableStream, signal: AbortSignal, handle
       resolve();
     });
   });
+}
+
+/** An engine answer in the 4xx range (dockerode's errors carry the status code). */
+function isClientError(error: unknown): boolean {
+  const status = (error as { statusCode?: unknown } | null)?.statusCode;
+  return typeof status === 'number' && status >= 400 && status < 500;
+}
+
+/** The engine's own message, without dockerode's "(HTTP code 400) unexpected - " prefix. */
+function engineMessage(error: unknown): string {
+  const body = (error as { json?: { message?: unknown } }).json;
+  if (body && typeof body.message === 'string') return body.message;
+  return String((error as Error).message ?? error).replace(/^\(HTTP code \d+\) [^-]*- /, '');
 }

@@ -2,7 +2,6 @@
 // turned into a checked directory, and that directory packed for the Docker build API.
 export { DEFAULT_CONTEXT_LIMITS, type ContextLimits } from './limits.ts';
 export { assertUrlAllowed, type AddressPolicy } from './address-policy.ts';
-export { lintDockerfile, type Namespaces } from './dockerfile.ts';
 export { contextFromDockerfile, type InlineFile } from './inline.ts';
 export { extractTarball } from './extract.ts';
 export { downloadTarball, type DownloadOptions } from './download.ts';

@@ -24,27 +24,64 @@ interface Walk {
   limits: ContextLimits;
   entries: number;
   bytes: number;
+  dockerfile: GeneratedDockerfile | null;
 }
 
+/**
+ * The Dockerfile the service wrote, added to the context under its own name and listed in
+ * `.dockerignore` (after the user's own lines), so that the engine reads it and then drops it from the
+ * context, as the docker CLI does with a Dockerfile from outside the context.
+ */
+export interface GeneratedDockerfile {
+  name: string;
+  content: string;
+}
+
+const DOCKERIGNORE = '.dockerignore';
+const DOCKERIGNORE_MAX = 1024 * 1024;
+
 /** A tar stream of `dir`; it errors with INVALID_BUILD_CONTEXT or TOO_LARGE when the directory breaks a rule. */
-export function packContext(dir: string, limits: ContextLimits): NodeJS.ReadableStream {
+export function packContext(dir: string, limits: ContextLimits, dockerfile: GeneratedDockerfile | null = null): NodeJS.ReadableStream {
   const pack = tar.pack();
-  fill(pack, dir, limits).then(
+  fill(pack, dir, limits, dockerfile).then(
     () => pack.finalize(),
     (err: unknown) => pack.destroy(err instanceof Error ? err : new Error(String(err))),
   );
   return Readable.from(pack as AsyncIterable<Buffer>, { objectMode: false });
 }
 
-async function fill(pack: Pack, dir: string, limits: ContextLimits): Promise<void> {
-  const walk: Walk = { pack, root: await realpath(dir), limits, entries: 0, bytes: 0 };
+async function fill(pack: Pack, dir: string, limits: ContextLimits, dockerfile: GeneratedDockerfile | null): Promise<void> {
+  const walk: Walk = { pack, root: await realpath(dir), limits, entries: 0, bytes: 0, dockerfile };
   await addChildren(walk, '');
+  if (!dockerfile) return;
+  const header = { uid: 0, gid: 0, mtime: new Date(0), mode: 0o644 };
+  const ignore = await readIgnoreFile(walk.root);
+  const ignored = ignore === null ? `${DOCKERIGNORE}\n${dockerfile.name}\n` : `${ignore}\n${dockerfile.name}\n`;
+  pack.entry({ ...header, name: DOCKERIGNORE }, ignored);
+  pack.entry({ ...header, name: dockerfile.name }, dockerfile.content);
+}
+
+/** The user's `.dockerignore` (a regular file at the top of the context), or null. */
+async function readIgnoreFile(root: string): Promise<string | null> {
+  const file = path.join(root, DOCKERIGNORE);
+  const stat = await lstat(file).catch(() => null);
+  if (!stat) return null;
+  if (!stat.isFile()) throw new DomainError('INVALID_BUILD_CONTEXT', '.dockerignore must be a regular file.');
+  if (stat.size > DOCKERIGNORE_MAX) throw new DomainError('TOO_LARGE', '.dockerignore is over 1 MiB.');
+  const handle = await open(file, constants.O_RDONLY | constants.O_NOFOLLOW);
+  try {
+    return await handle.readFile('utf8');
+  } finally {
+    await handle.close();
+  }
 }
 
 async function addChildren(walk: Walk, rel: string): Promise<void> {
   const names = (await readdir(path.join(walk.root, rel))).sort();
   for (const name of names) {
     if (rel === '' && SKIPPED_AT_TOP.has(name)) continue;
+    // Written by fill() instead: the user's .dockerignore with the generated Dockerfile's name added.
+    if (rel === '' && walk.dockerfile && (name === DOCKERIGNORE || name === walk.dockerfile.name)) continue;
     if (walk.pack.destroyed) return; // the reader went away
     await addPath(walk, rel === '' ? name : `${rel}/${name}`);
   }
