@@ -60,13 +60,14 @@ export class LoginLimiter {
 
   /** Counts in Redis, shared by every instance; in this process while Redis does not answer. */
   static async withRedis(url: string, settings: LoginLimitSettings): Promise<LoginLimiter> {
+    if (settings.attempts === 0) return LoginLimiter.inProcess(settings);
     // No offline queue and a short command timeout: while Redis is away, an attempt falls back at once
     // instead of waiting for a reconnection.
     const client = new Redis(url, { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0, connectTimeout: 3000, commandTimeout: 1000 });
     const limiter = new LoginLimiter(settings, { buckets: new RedisBuckets(client), client });
     // ioredis reconnects on its own; without a listener an error event would end the process.
     client.on('error', (error: Error) => limiter.#report(error));
-    if (settings.attempts > 0) await client.connect().catch((error: unknown) => limiter.#report(error as Error, url));
+    await client.connect().catch((error: unknown) => limiter.#report(error as Error, url));
     return limiter;
   }
 
