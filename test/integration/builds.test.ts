@@ -59,7 +59,10 @@ describe('sources', () => {
 
     const log = (await buildLog(alice.client, build.id)).map((line) => line.text);
     // The engine counts the service's label as a step too: one (Step 1/5 for these four instructions).
-    expect(log.find((line) => line.startsWith('Step 1/'))).toBe('Step 1/5 : FROM busybox');
+    // The engine builds the service's rewrite: FROM names the image id the service resolved, and a stage name it made.
+    const busybox = (await docker.getImage('busybox:latest').inspect()).Id;
+    expect(log).toContain(`line 1: busybox is ${busybox}`);
+    expect(log.find((line) => line.startsWith('Step 1/'))).toBe(`Step 1/5 : FROM ${busybox} AS stage-0`);
     expect(log).toContain('hello from an attachment');
     expect(log).toContain('3000 /srv/data.bin');
 

@@ -16,6 +16,8 @@ describe('parseConfig', () => {
       allowUnconfirmedLogin: false,
       allowedOrigins: ['http://localhost:4000'],
     });
+    expect(config.builds.baseImages).toEqual(['busybox:latest', 'alpine:latest', 'debian:stable-slim', 'ubuntu:latest']);
+    expect(config.rest.boatyardRegistry).toBeNull();
   });
 
   it('reads every documented setting', () => {
@@ -57,6 +59,10 @@ describe('parseConfig', () => {
     [{ NODE_ENV: 'staging' }, 'NODE_ENV must be development, production or test (got "staging")'],
     [{ DOCKER_HOST: 'ssh://engine' }, 'DOCKER_HOST must look like unix:///var/run/docker.sock or tcp://host:2375 (got "ssh://engine")'],
     [{ PASSWORD_MIN_LENGTH: '4' }, 'PASSWORD_MIN_LENGTH must be between 8 and 128 (got 4)'],
+    [{ BOATYARD_REGISTRY: 'docker.io' }, 'BOATYARD_REGISTRY must be a registry host with a dot or a port, or localhost, and not Docker Hub (got "docker.io")'],
+    [{ BOATYARD_REGISTRY: 'registry' }, 'BOATYARD_REGISTRY must be a registry host with a dot or a port, or localhost, and not Docker Hub (got "registry")'],
+    [{ IMAGE_NAMESPACE: 'my.org' }, 'IMAGE_NAMESPACE must be lower-case letters and digits, with _ or - between them (got "my.org")'],
+    [{ BUILD_BASE_IMAGES: 'busybox,Alpine' }, 'BUILD_BASE_IMAGES: "Alpine" is not an image reference such as busybox:latest'],
   ])('refuses %j with one clear message', (env, message) => {
     expect(() => parseConfig(env)).toThrow(new ConfigError(message));
   });
