@@ -5,12 +5,12 @@
 // X-Forwarded-For also starts with a fixed, client-written entry: were it used, these tests would all
 // share one address and fail.
 import { spawn } from 'node:child_process';
-import { createServer, Socket } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { ConfirmAccountDocument, LoginDocument } from '../generated/graphql.ts';
 import { PASSWORD, registerUser } from '../support/accounts.ts';
 import { errorCodes, GraphqlClient, type GraphqlResult } from '../support/graphql-client.ts';
 import { startTestServer, uniqueLogin, type TestServer } from '../support/server.ts';
+import { freePort, waitForPort } from '../support/ports.ts';
 
 const LIMIT = 10;
 const WINDOW_SECONDS = 60;
@@ -192,28 +192,3 @@ describe('without Redis, or while it is down', () => {
     }
   });
 });
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as { port: number };
-      probe.close(() => resolve(port));
-    });
-    probe.on('error', reject);
-  });
-}
-
-async function waitForPort(port: number): Promise<void> {
-  for (let attempt = 0; attempt < 100; attempt++) {
-    const open = await new Promise<boolean>((resolve) => {
-      const socket = new Socket();
-      socket.once('connect', () => (socket.destroy(), resolve(true)));
-      socket.once('error', () => resolve(false));
-      socket.connect(port, '127.0.0.1');
-    });
-    if (open) return;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  throw new Error(`nothing listens on ${port}`);
-}

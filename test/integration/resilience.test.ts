@@ -1,12 +1,12 @@
 // What happens when things go away: Redis during operation, and WebSocket peers during shutdown.
 import { spawn } from 'node:child_process';
-import { createServer, Socket } from 'node:net';
 import WebSocket from 'ws';
 import { describe, expect, it } from 'vitest';
 import { AccountEventsDocument, MeDocument } from '../generated/graphql.ts';
 import { loggedInUser } from '../support/accounts.ts';
 import { startTestServer } from '../support/server.ts';
 import { connectWs, execute, subscribe } from '../support/ws-client.ts';
+import { freePort, waitForPort } from '../support/ports.ts';
 
 describe('a Redis outage', () => {
   it('does not take the service down: requests are still answered, events are not delivered', async () => {
@@ -48,28 +48,3 @@ describe('shutdown', () => {
     expect((await polite.closed).code).toBe(1001);
   });
 });
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as { port: number };
-      probe.close(() => resolve(port));
-    });
-    probe.on('error', reject);
-  });
-}
-
-async function waitForPort(port: number): Promise<void> {
-  for (let attempt = 0; attempt < 100; attempt++) {
-    const open = await new Promise<boolean>((resolve) => {
-      const socket = new Socket();
-      socket.once('connect', () => (socket.destroy(), resolve(true)));
-      socket.once('error', () => resolve(false));
-      socket.connect(port, '127.0.0.1');
-    });
-    if (open) return;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  throw new Error(`nothing listens on ${port}`);
-}

@@ -2,10 +2,10 @@
 // htpasswd login, for push tests. The Docker engine treats 127.0.0.1 as an insecure-ok registry.
 import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { onTestFinished } from 'vitest';
+import { freePort } from './ports.ts';
 
 export interface TestRegistry {
   /** `127.0.0.1:<port>` */
@@ -61,15 +61,4 @@ export async function startRegistry(username = 'pusher', password = 'registry-se
       return ((await response.json()) as { tags: string[] | null }).tags ?? [];
     },
   };
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-    server.on('error', reject);
-  });
 }
