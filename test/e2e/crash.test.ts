@@ -10,7 +10,7 @@ import { SubmitPipelineDocument } from '../generated/graphql.ts';
 import { GraphqlClient } from '../support/graphql-client.ts';
 import { loggedInUser } from '../support/accounts.ts';
 import { startBuild, waitForBuild } from '../support/builds.ts';
-import { addJob, createPipeline, waitForJob, waitForPipeline } from '../support/jobs.ts';
+import { addJob, createPipeline, jobLog, waitForJob, waitForPipeline } from '../support/jobs.ts';
 import { runService } from '../support/process.ts';
 import { TEST_DATABASE_URL, TEST_REDIS_URL } from '../support/env.ts';
 
@@ -56,6 +56,9 @@ describe('a crash while a job runs', () => {
     expect(second.stdout()).toContain('ended 1 job(s) left running by an earlier run');
     const ended = await waitForJob(client, job.id);
     expect(ended).toMatchObject({ state: 'ERRORED', error: expect.stringMatching(/restarted while the job ran/) });
+    // Its log ends with a line saying why, as on every path that does not succeed.
+    const lines = await jobLog(client, job.id);
+    expect(lines.at(-1)).toMatchObject({ stream: 'system', text: `ERRORED: ${ended.error}` });
     const pipeline = await waitForPipeline(client, pipelineId);
     expect(pipeline.state).toBe('FAILED');
     expect(pipeline.jobs.map((j) => j.state)).toEqual(['ERRORED', 'SKIPPED']);

@@ -108,7 +108,9 @@ export class BuildRunner {
     if (!build || this.#running.has(buildId)) return; // (a lease that lapsed while the build runs here)
     if (build.state === 'RUNNING') {
       // Claimed again after its instance crashed or vanished: the engine request died with that process.
-      return this.#finish(build, { state: 'ERRORED', error: 'The instance running this build stopped or crashed; start it again.' });
+      const error = 'The instance running this build stopped or crashed; start it again.';
+      await this.#deps.logs.appendClosingLine('build', build.id, `ERRORED: ${error}`).catch((failure: unknown) => console.error(`builds: could not store the closing line of build ${build.id}`, failure));
+      return this.#finish(build, { state: 'ERRORED', error });
     }
     if (build.state !== 'QUEUED') return this.#cleanUp(build);
     const claimed = await em.nativeUpdate(Build, { id: buildId, state: 'QUEUED' }, { state: 'RUNNING', startedAt: new Date() });

@@ -117,7 +117,7 @@ export class JobExecutor {
       await runner.discard(container.containerId, settings.stopGraceSeconds);
       const job = await this.#deps.orm.em.fork().findOne(Job, { id: container.jobId }, { populate: ['pipeline'] });
       if (job?.state === 'RUNNING') {
-        await this.#finish(job, { state: 'ERRORED', exitCode: null, error: 'The service restarted while the job ran; its container was stopped.' }, null);
+        await this.#finishAbandoned(job, 'The service restarted while the job ran; its container was stopped.');
         ended++;
       }
     }
@@ -142,7 +142,7 @@ export class JobExecutor {
       if (job.dispatchedAt?.toISOString() !== dispatchedAt) return; // a task of an earlier run of this job
       if (job.state === 'RUNNING') {
         // Taken over after its instance crashed or vanished: its container (if any) is that instance's to remove.
-        return this.#finish(job, { state: 'ERRORED', exitCode: null, error: 'The instance running this job stopped or crashed.' }, null);
+        return this.#finishAbandoned(job, 'The instance running this job stopped or crashed.');
       }
       return this.#deps.pipelines.advance(job.pipeline.id); // canceled meanwhile
     }
@@ -184,6 +184,12 @@ export class JobExecutor {
     // A slow engine must not pile up removals: past one per slot, the slot waits for them.
     while (this.#removals.size > Math.max(1, this.#deps.settings.concurrency)) await Promise.race(this.#removals);
   };
+
+  /** Ends a job whose runner is gone (crash, restart): ERRORED, with a closing line in its log saying why. */
+  async #finishAbandoned(job: Job, error: string): Promise<void> {
+    await this.#deps.logs.appendClosingLine('job', job.id, `ERRORED: ${error}`).catch((failure: unknown) => console.error(`jobs: could not store the closing line of job ${job.id}`, failure));
+    await this.#finish(job, { state: 'ERRORED', exitCode: null, error }, null);
+  }
 
   async #remove(job: Job, containerId: string): Promise<void> {
     await this.#deps.runner.remove(containerId).catch((error: unknown) => console.error(`jobs: could not remove container of job ${job.id}`, error));

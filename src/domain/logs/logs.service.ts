@@ -38,6 +38,14 @@ export class LogsService {
     return (await this.#lastSeq(source, sourceId)) + 1;
   }
 
+  /**
+   * One system line after the last stored one: the closing line of a job or build that its own runner
+   * could not end (its instance crashed or restarted), so that every log that did not succeed says why.
+   */
+  async appendClosingLine(source: LogSource, sourceId: number, text: string): Promise<void> {
+    await this.append(source, sourceId, await this.nextSeq(source, sourceId), [{ stream: 'system', text: storable(text) }]);
+  }
+
   /** Stores lines numbered from `firstSeq`, then wakes readers. */
   async append(source: LogSource, sourceId: number, firstSeq: number, lines: NewLogLine[]): Promise<void> {
     if (lines.length === 0) return;
