@@ -4,6 +4,7 @@
 import type { EventBus } from '../events/pubsub.ts';
 import type { TaskAdded } from '../events/topics.ts';
 import { DEFAULT_LEASE_MS, type Task, type TaskQueue } from './queue.ts';
+import { OutageLog } from '../util/outage-log.ts';
 
 export type TaskHandler = (task: Task) => Promise<void>;
 
@@ -21,6 +22,8 @@ export interface WorkerOptions {
   /** Delay before attempt n + 1 after attempt n failed. */
   retryDelayMs?: (attempt: number) => number;
   onError?: (error: unknown, task: Task | null) => void;
+  /** Where the one line per outage of claims and lease renewals goes (the database being away). */
+  logOutage?: (line: string) => void;
 }
 
 export class Worker {
@@ -37,6 +40,9 @@ export class Worker {
   #loop: Promise<void> | null = null;
   #wakeups: AsyncIterator<unknown> | null = null;
   #stopLocalWakeups: (() => void) | null = null;
+  /** Claims and renewals fail together while the database is away: one line when they start failing, one when they work again. */
+  readonly #claims: OutageLog;
+  readonly #renewals: OutageLog;
 
   constructor(queue: TaskQueue, bus: EventBus, options: WorkerOptions) {
     if (!Number.isInteger(options.concurrency) || options.concurrency < 1) throw new Error('concurrency must be a positive integer');
@@ -49,8 +55,11 @@ export class Worker {
       leaseMs: DEFAULT_LEASE_MS,
       retryDelayMs: (attempt) => Math.min(60_000, 1000 * 2 ** (attempt - 1)),
       onError: (error, task) => console.error(`scheduler: task ${task?.id ?? '-'} (${task?.kind ?? 'claim'}) failed`, error),
+      logOutage: (line) => console.error(line),
       ...options,
     };
+    this.#claims = new OutageLog(`scheduler ${this.#options.workerId}: claiming tasks`, this.#options.logOutage);
+    this.#renewals = new OutageLog(`scheduler ${this.#options.workerId}: renewing leases`, this.#options.logOutage);
   }
 
   get running(): number {
@@ -72,7 +81,10 @@ export class Worker {
       }
     })().catch((error: unknown) => this.#options.onError(error, null)); // polling still finds the work
     this.#renewal = setInterval(() => {
-      this.#queue.renewLeases(this.#options.workerId, [...this.#active.keys()]).catch((error: unknown) => this.#options.onError(error, null));
+      this.#queue.renewLeases(this.#options.workerId, [...this.#active.keys()]).then(
+        () => this.#renewals.succeeded(),
+        (error: unknown) => this.#renewals.failed(error),
+      );
     }, this.#options.leaseMs / 5);
     this.#loop = this.#run();
   }
@@ -97,8 +109,9 @@ export class Worker {
         let tasks: Task[];
         try {
           tasks = await this.#queue.claimMany(this.#options.workerId, this.#kinds, free, this.#options.leaseMs, this.#options.affinity);
+          this.#claims.succeeded();
         } catch (error) {
-          this.#options.onError(error, null);
+          this.#claims.failed(error);
           break;
         }
         if (this.#stopping) {
