@@ -9,7 +9,7 @@ import { processRequest } from 'graphql-upload-minimal';
 import type { Config } from '../config.ts';
 import { contextForRequest, type RequestContext, type Services } from '../http/context.ts';
 import type { OriginPolicy } from '../http/origins.ts';
-import { maskError } from './errors.ts';
+import { maskError, useRefusalStatus } from './errors.ts';
 import { getSchema } from './schema.ts';
 
 export const GRAPHQL_PATH = '/graphql';
@@ -76,6 +76,7 @@ export function createGraphqlHandler(config: Config, services: Services, policy:
       ...(config.graphiql ? [] : [disableIntrospection()]),
       setCookies,
       uploads,
+      useRefusalStatus(),
     ],
     context: async (initial) => {
       if ('wsRequest' in initial) {
