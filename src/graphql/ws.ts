@@ -6,6 +6,8 @@ import { useServer } from 'graphql-ws/use/ws';
 import type { Viewer } from '../auth/auth.service.ts';
 import type { EventBus } from '../events/pubsub.ts';
 import type { RequestContext } from '../http/context.ts';
+import { DomainError } from '../domain/errors.ts';
+import { checkInput } from '../http/input-guard.ts';
 import { formatWsError, maskError } from './errors.ts';
 import { jsonMessageReplacer } from './serialize-once.ts';
 import type { WsServerContext, Yoga } from './yoga.ts';
@@ -14,13 +16,26 @@ type Enveloped = { execute: (args: ExecutionArgs) => unknown; subscribe: (args: 
 
 /** Close code for a socket whose credential ended (graphql-ws clients do not retry it). */
 export const CREDENTIAL_ENDED = 4401;
+/** Close code for a connection_init whose connectionParams the input check refuses (graphql-ws's Bad Request: clients do not retry it). */
+export const BAD_CONNECTION_PARAMS = 4400;
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** Serves graphql-ws on `wss`; returns a function that closes every socket (1001) on shutdown. */
 export function serveGraphqlWs(wss: WebSocketServer, yoga: Yoga, bus: EventBus): { dispose(): void | Promise<void> } {
   const watched = new WeakSet<WebSocket>();
-  return useServer(
+  const server = useServer(
     {
+      // connectionParams are input like any other: a bad string closes the socket with 4400 and says which.
+      onConnect: (ctx) => {
+        try {
+          checkInput(ctx.connectionParams ?? {}, ['connectionParams']);
+          return true;
+        } catch (error) {
+          if (!(error instanceof DomainError)) throw error;
+          ctx.extra.socket.close(BAD_CONNECTION_PARAMS, closeReason(`${error.code}: ${error.field ?? 'connectionParams'}`));
+          return false;
+        }
+      },
       execute: (args) => (args.rootValue as Enveloped).execute(args) as never,
       subscribe: (args) => (args.rootValue as Enveloped).subscribe(args) as never,
       onSubscribe: async (ctx, _id, payload) => {
@@ -58,6 +73,14 @@ export function serveGraphqlWs(wss: WebSocketServer, yoga: Yoga, bus: EventBus):
     },
     wss,
   );
+  return server;
+}
+
+/** A close reason fits in 123 bytes of UTF-8. */
+function closeReason(text: string): string {
+  let reason = text;
+  while (Buffer.byteLength(reason) > 123) reason = reason.slice(0, -1);
+  return reason;
 }
 
 /**

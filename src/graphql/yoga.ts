@@ -9,6 +9,7 @@ import { processRequest } from 'graphql-upload-minimal';
 import type { Config } from '../config.ts';
 import { contextForRequest, type RequestContext, type Services } from '../http/context.ts';
 import type { OriginPolicy } from '../http/origins.ts';
+import { useArgumentGuard } from './argument-guard.ts';
 import { maskError, useRefusalStatus } from './errors.ts';
 import { getSchema } from './schema.ts';
 
@@ -76,6 +77,7 @@ export function createGraphqlHandler(config: Config, services: Services, policy:
       ...(config.graphiql ? [] : [disableIntrospection()]),
       setCookies,
       uploads,
+      useArgumentGuard(),
       useRefusalStatus(),
     ],
     context: async (initial) => {

@@ -12,7 +12,8 @@ import type { RestSettings } from '../../config.ts';
 import { contextForRequest, type Services } from '../context.ts';
 import type { OriginPolicy } from '../origins.ts';
 import { BodyError, incomingFile, readBody, type BodyLimits, type RequestBody, type SpooledFile } from './body.ts';
-import { matchRoute, pattern, sendJson, type Route } from './http.ts';
+import { checkInput } from '../input-guard.ts';
+import { checkUrlInput, matchRoute, pattern, sendJson, type Route } from './http.ts';
 
 const PREFIX = '/api/v1';
 const INSUFFICIENT = 'Insufficient Information.  Must provide at least an Image Name and a Dockerfile/Tarurl.';
@@ -67,6 +68,7 @@ export function boatyardRouter({ services, policy, settings, limits }: BoatyardO
     }
     let call: BoatyardCall | undefined;
     try {
+      checkUrlInput(match.params, new URL(req.url ?? '/', 'http://localhost').searchParams);
       const context = await contextForRequest(services, policy, req, { responseCookies: null });
       if (!context.viewer) throw new BoatyardError(401, `${(context.authError ?? new DomainError('UNAUTHENTICATED')).message} Send an API token: "Authorization: Bearer <token>".`);
       call = { req, services, settings, limits, user: context.viewer.user, params: match.params };
@@ -166,6 +168,7 @@ async function readRequest(call: BoatyardCall): Promise<{ manifest: Map<string, 
     throw new BoatyardError(400, (error as Error).message);
   }
   if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new BoatyardError(400, 'The manifest must be a JSON object.');
+  checkInput(parsed, []);
   const pairs = Object.entries(parsed).filter(([, v]) => typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean').map(([k, v]): [string, string] => [k, String(v)]);
   return { manifest: lowerKeys(pairs), tarball: tarball?.kind === 'file' ? tarball : undefined };
 }

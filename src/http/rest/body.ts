@@ -9,6 +9,7 @@ import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import busboy from 'busboy';
 import type { IncomingFile } from '../../domain/uploads.ts';
+import { checkInput, checkString } from '../input-guard.ts';
 
 /** A file of a multipart body, on disk until the request is answered. */
 export interface SpooledFile {
@@ -56,6 +57,11 @@ export interface BodyLimits {
 
 const MAX_FIELDS = 200;
 
+/**
+ * Reads the body. Every string in it (field names and values, nested JSON, file names) has passed the
+ * shared input check (input-guard.ts): a NUL, a lone surrogate or an over-long value is a DomainError
+ * INVALID_INPUT naming the field, answered 400 in each surface's shape.
+ */
 export async function readBody(req: IncomingMessage, limits: BodyLimits): Promise<RequestBody> {
   const type = (req.headers['content-type'] ?? '').toLowerCase();
   if (type.startsWith('multipart/')) return readMultipart(req, limits);
@@ -63,7 +69,19 @@ export async function readBody(req: IncomingMessage, limits: BodyLimits): Promis
   const json = limits.alwaysJson || type.startsWith('application/json') || type.endsWith('+json');
   const form = type.startsWith('application/x-www-form-urlencoded') || type === '';
   const pairs: [string, string][] = text.trim() === '' ? [] : json ? jsonFields(text) : form ? [...new URLSearchParams(text)] : [];
-  return bodyOf(pairs.map(([name, value]) => ({ kind: 'field', name, value })));
+  const parts = pairs.map(([name, value]): Part => ({ kind: 'field', name, value }));
+  checkParts(parts);
+  return bodyOf(parts);
+}
+
+function checkParts(parts: Part[]): void {
+  for (const part of parts) {
+    if (part.kind === 'field') checkInput({ [part.name]: part.value }, []);
+    else {
+      checkInput({ [part.field]: null }, []);
+      checkString(part.filename, [part.field, 'filename']);
+    }
+  }
 }
 
 /** What a service takes for a spooled file: it is read from disk when the service receives it. */
@@ -93,6 +111,8 @@ function jsonFields(text: string): [string, string][] {
     throw new BodyError(400, `The body is not valid JSON: ${(error as Error).message}`);
   }
   if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new BodyError(400, 'The JSON body must be an object.');
+  // Nested values too: they become JSON text below, which would hide a lone surrogate behind an escape.
+  checkInput(value, []);
   return Object.entries(value)
     .filter(([, v]) => v !== null && v !== undefined)
     .map(([k, v]) => [k, typeof v === 'string' ? v : typeof v === 'object' ? JSON.stringify(v) : String(v)]);
@@ -158,6 +178,7 @@ async function readMultipart(req: IncomingMessage, limits: BodyLimits): Promise<
     await done;
     await Promise.all(writes);
     if (problem) throw problem;
+    checkParts(parts);
   } catch (error) {
     req.unpipe(parser);
     await Promise.allSettled(writes);

@@ -1,5 +1,6 @@
 // Small plumbing shared by the REST surfaces: a route table matched on method and path, and JSON replies.
 import type { ServerResponse } from 'node:http';
+import { checkInput, checkString } from '../input-guard.ts';
 
 export interface Route<H> {
   method: 'GET' | 'POST' | 'PUT' | 'DELETE';
@@ -29,6 +30,12 @@ export function pattern(spec: string): RegExp {
     .map((segment) => (segment === ':id' ? '(\\d{1,10})' : segment === ':name' ? '([^/]+)' : segment.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')))
     .join('/');
   return new RegExp(`^${source}/?$`);
+}
+
+/** The path's captures and the query string pass the shared input check, like body fields: INVALID_INPUT naming `path[i]` or the parameter. */
+export function checkUrlInput(params: readonly string[], query: URLSearchParams): void {
+  params.forEach((param, index) => checkString(param, ['path', index]));
+  for (const [name, value] of query) checkInput({ [name]: value }, []);
 }
 
 export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string | string[]> = {}): void {

@@ -8,6 +8,7 @@ import type { BuildSourceInput } from '../../domain/builds/builds.service.ts';
 import { DomainError } from '../../domain/errors.ts';
 import type { User } from '../../domain/users/user.entity.ts';
 import type { Services } from '../context.ts';
+import { checkString } from '../input-guard.ts';
 import { incomingFile } from './body.ts';
 import { byId, buildStatusJson, imageJson } from './kabuto-format.ts';
 import { KabutoError, MissingField, ok, orMissing, type KabutoCall, type KabutoInput, type KabutoReply } from './kabuto-call.ts';
@@ -107,7 +108,9 @@ async function dockerfileFromFile(body: KabutoInput): Promise<string | undefined
   const [file] = body.files('dockerfile');
   if (!file) return undefined;
   if ((await stat(file.path)).size > DOCKERFILE_FILE_MAX) throw new DomainError('TOO_LARGE', `The dockerfile is larger than ${DOCKERFILE_FILE_MAX} bytes.`, 'dockerfile');
-  return readFile(file.path, 'utf8');
+  const text = await readFile(file.path, 'utf8');
+  checkString(text, ['dockerfile']);
+  return text;
 }
 
 /** The build's log lines, joined with newlines. */

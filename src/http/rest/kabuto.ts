@@ -8,7 +8,7 @@ import { clientAddress } from '../client-address.ts';
 import { contextForRequest, type Services } from '../context.ts';
 import { originAllowed, secureCookies, type OriginPolicy } from '../origins.ts';
 import { BodyError, readBody, type BodyLimits, type RequestBody } from './body.ts';
-import { matchRoute, pattern, sendJson, type Route } from './http.ts';
+import { checkUrlInput, matchRoute, pattern, sendJson, type Route } from './http.ts';
 import { confirm, hello, login, logout, register } from './kabuto-accounts.ts';
 import { buildStatus, createImage, deleteImage, getImage, listImages, updateImage } from './kabuto-images.ts';
 import {
@@ -79,6 +79,7 @@ export function kabutoRouter({ services, policy, prefix, limits }: KabutoOptions
     }
     const call = newCall(services, policy, limits, req, res, match.params);
     try {
+      checkUrlInput(match.params, call.query);
       const reply = await match.route.handler(call);
       if (reply !== SENT) sendJson(res, reply.status, reply.body, reply.headers);
     } catch (error) {
