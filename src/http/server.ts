@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { WebSocketServer } from 'ws';
-import { GRAPHQL_PATH, type Yoga } from '../graphql/yoga.ts';
+import { GRAPHQL_PATH, MAX_GRAPHQL_BODY, type Yoga } from '../graphql/yoga.ts';
 import type { EventBus } from '../events/pubsub.ts';
 import { serveGraphqlWs } from '../graphql/ws.ts';
 import { readCredential, type Services } from './context.ts';
@@ -46,7 +46,7 @@ export function createHttpServer({ yoga, rest, bus, services, checks, policy, ma
   async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const { pathname } = new URL(req.url ?? '/', 'http://localhost');
     if (pathname === GRAPHQL_PATH) {
-      if (tooLargeForJson(req)) return json(res, 413, { errors: [{ message: `A GraphQL request without files is limited to ${MAX_JSON_BODY} bytes.`, extensions: { code: 'TOO_LARGE' } }] });
+      if (tooLargeForJson(req)) return json(res, 413, { errors: [{ message: `A GraphQL request without files is limited to ${MAX_GRAPHQL_BODY} bytes.`, extensions: { code: 'TOO_LARGE' } }] });
       return void (await yoga.requestListener(req, res));
     }
     if (isDownload(pathname)) return serveDownload(services, policy, req, res, pathname);
@@ -109,10 +109,9 @@ export function createHttpServer({ yoga, rest, bus, services, checks, policy, ma
 }
 
 /** Bodies other than multipart uploads are small; a larger declared length is refused before it is read. */
-const MAX_JSON_BODY = 1024 * 1024;
 function tooLargeForJson(req: IncomingMessage): boolean {
   if (req.headers['content-type']?.startsWith('multipart/form-data')) return false;
-  return Number(req.headers['content-length'] ?? 0) > MAX_JSON_BODY;
+  return Number(req.headers['content-length'] ?? 0) > MAX_GRAPHQL_BODY;
 }
 
 function json(res: ServerResponse, status: number, body: unknown): void {
