@@ -195,9 +195,32 @@ function imageOf(imageName: string): { name: string; tag: string | null } {
   return colon > 0 ? { name: last.slice(0, colon).toLowerCase(), tag: last.slice(colon + 1) } : { name: last.toLowerCase(), tag: null };
 }
 
+/**
+ * A GitHub-style owner or repository name: letters, digits, `-`, `_` and `.`, at most 100, not starting
+ * with `-`, never `.` nor holding `..`. So no `/`, `\`, `%` (no encoded separators either) or dot segment.
+ */
+const GIT_NAME = /^(?!-)(?!\.$)(?!.*\.\.)[A-Za-z0-9._-]{1,100}$/;
+
+/**
+ * `<BOATYARD_GIT_BASE_URL>/<user>/<repo>.git`, from names that cannot leave the base: each must be a
+ * GIT_NAME, and the URL, built with the URL parser, must still be on the base's origin and under its path.
+ */
 function gitUrl(settings: RestSettings, user: string, repo: string): string {
   if (user === '') throw new BoatyardError(400, 'github_username is needed with github_reponame.');
-  return `${settings.boatyardGitBaseUrl}/${encodeURIComponent(user)}/${encodeURIComponent(repo)}.git`;
+  for (const [field, value] of [['github_username', user], ['github_reponame', repo]] as const) {
+    if (!GIT_NAME.test(value)) {
+      throw new BoatyardError(400, `${field} must be 1 to 100 letters, digits, "-", "_" or "." (not starting with "-", not "." and without ".."); got ${JSON.stringify(value.slice(0, 100))}.`);
+    }
+  }
+  const base = new URL(settings.boatyardGitBaseUrl);
+  const basePath = base.pathname.replace(/\/+$/, '');
+  const url = new URL(base.href);
+  url.pathname = `${basePath}/${user}/${repo}.git`;
+  const parsed = new URL(url.href);
+  if (parsed.origin !== base.origin || !parsed.pathname.startsWith(`${basePath}/`) || parsed.pathname !== `${basePath}/${user}/${repo}.git`) {
+    throw new BoatyardError(400, 'github_username and github_reponame must name a repository under BOATYARD_GIT_BASE_URL.');
+  }
+  return parsed.href;
 }
 
 function errorOf(error: unknown): { status: number; message: string } {
