@@ -73,6 +73,19 @@ export function serveGraphqlWs(wss: WebSocketServer, yoga: Yoga, bus: EventBus):
     },
     wss,
   );
+  // graphql-ws's adapter answers any error a socket emits by logging it with its stack and closing
+  // with 4500. The errors `ws` emits are the peer's protocol faults (a message over maxPayload, bad
+  // UTF-8, a bad frame), and `ws` has already closed with their code (1009, 1007, 1002…): they are
+  // not the server's failures, so they are dropped quietly. Anything else is still logged and closed.
+  // (Registered after useServer, so its listener exists to be replaced.)
+  wss.on('connection', (socket: WebSocket) => {
+    socket.removeAllListeners('error');
+    socket.on('error', (error: Error & { code?: unknown }) => {
+      if (typeof error.code === 'string' && error.code.startsWith('WS_ERR_')) return;
+      console.error('graphql-ws: socket error', error);
+      socket.close(4500, 'Internal server error');
+    });
+  });
   return server;
 }
 
