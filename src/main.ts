@@ -6,6 +6,7 @@ import { ConfigError, parseConfig, redact, type Config } from './config.ts';
 import { openDatabase } from './db/orm.ts';
 import { inProcessEvents, redisEvents, type Events } from './events/pubsub.ts';
 import { DockerEngine } from './runner/docker/docker-engine.ts';
+import { EngineAvailability } from './runner/engine-availability.ts';
 import { UsersService } from './domain/users/users.service.ts';
 import { AuthService } from './auth/auth.service.ts';
 import { LoginLimiter } from './auth/login-limiter.ts';
@@ -40,10 +41,13 @@ export async function startDockyard(config: Config): Promise<Dockyard> {
     throw error;
   });
   const engine = new DockerEngine(config.dockerHost);
+  // Jobs and builds about to start wait for an engine that does not answer (restarting), up to a bound.
+  const engineAvailability = new EngineAvailability((signal) => engine.ping(signal), { waitMs: config.engineWaitSeconds * 1000 });
 
   const secrets = SecretBox.open(config.secretKey, config.dataDir);
   const queue = new TaskQueue(orm, events.bus);
-  const logs = new LogsService(orm, events.bus);
+  // Lines that cannot be stored while the database is away wait in memory, then in $DATA_DIR/spool.
+  const logs = new LogsService(orm, events.bus, { spoolDir: path.join(config.dataDir, 'spool') });
   const limits = { ...DEFAULT_CONTEXT_LIMITS, maxArchiveBytes: config.builds.uploadMaxBytes, maxExpandedBytes: config.builds.contextMaxBytes };
 
   const users = new UsersService(orm, config);
@@ -56,8 +60,8 @@ export async function startDockyard(config: Config): Promise<Dockyard> {
   const jobs = new JobsService({ instanceId: config.instanceId, orm, bus: events.bus, logs, pipelines, settings: config.jobs, uploadMaxBytes: config.builds.uploadMaxBytes, dataDir: config.dataDir });
   const services: Services = { users, auth, images, builds, pipelines, jobs, bus: events.bus };
 
-  const buildRunner = new BuildRunner({ orm, bus: events.bus, engine, logs, builds, secrets, settings: config.builds, dataDir: config.dataDir, limits });
-  const jobExecutor = new JobExecutor({ orm, bus: events.bus, runner: new DockerJobRunner(config.dockerHost), logs, jobs, pipelines, settings: config.jobs, instanceId: config.instanceId });
+  const buildRunner = new BuildRunner({ orm, bus: events.bus, engine, logs, builds, secrets, settings: config.builds, dataDir: config.dataDir, limits, engineAvailability });
+  const jobExecutor = new JobExecutor({ orm, bus: events.bus, runner: new DockerJobRunner(config.dockerHost), logs, jobs, pipelines, settings: config.jobs, instanceId: config.instanceId, engineAvailability });
 
   // A concurrency of 0 makes an instance that runs no builds (or jobs): they run on the others.
   const workers = [

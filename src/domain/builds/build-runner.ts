@@ -10,6 +10,7 @@ import type { BuildSettings } from '../../config.ts';
 import type { SecretBox } from '../../auth/secret-box.ts';
 import type { ContainerEngine, RegistryAuth } from '../../runner/engine.ts';
 import { ImageBuildFailed, ImagePushFailed } from '../../runner/engine.ts';
+import { EngineUnavailable, type EngineAvailability } from '../../runner/engine-availability.ts';
 import { DomainError } from '../errors.ts';
 import { Image } from '../images/image.entity.ts';
 import { RegistryCredential } from '../images/registry-credential.entity.ts';
@@ -21,6 +22,7 @@ import type { BuildsService } from './builds.service.ts';
 import { downloadTarball, extractTarball, fetchGit, fetchMercurial, packContext, redactUrl, resolveContext, type ContextLimits } from './context/index.ts';
 import { randomBytes } from 'node:crypto';
 import { PushNames } from './push-names.ts';
+import { whileDatabaseUnavailable } from '../../db/availability.ts';
 import { DOCKER_HUB, parseReference } from './dockerfile/reference.ts';
 
 class BuildCanceled extends Error {}
@@ -39,6 +41,8 @@ export interface BuildRunnerDeps {
   settings: BuildSettings;
   dataDir: string;
   limits: ContextLimits;
+  /** Waits for an engine that does not answer before a build uses it (none: the build fails at once). */
+  engineAvailability?: EngineAvailability;
 }
 
 interface Outcome {
@@ -137,9 +141,10 @@ export class BuildRunner {
       clearInterval(cancelCheck);
       this.#running.delete(build.id);
     }
-    // The build ends in a final state even if its last lines cannot be stored.
-    await log.close().catch((error: unknown) => console.error(`builds: could not store the last output of build ${build.id}`, error));
-    await this.#finish(build, outcome);
+    // Every line is stored before the final state, however long the database is away (only a stopping service gives up).
+    const giveUp = () => this.#stopping;
+    await log.close(giveUp).catch((error: unknown) => console.error(`builds: could not store the last output of build ${build.id}`, error));
+    await whileDatabaseUnavailable(() => this.#finish(build, outcome), giveUp);
   };
 
   async #execute(build: Build, signal: AbortSignal, log: CappedLog): Promise<void> {
@@ -147,6 +152,8 @@ export class BuildRunner {
     const workDir = path.join(this.#deps.dataDir, build.workDir);
     const { contextDir, dockerfile, commit } = await this.#prepareContext(build, workDir, signal, log);
     signal.throwIfAborted();
+    // An engine that does not answer (restarting) is waited for, up to ENGINE_WAIT_SECONDS, before it is used.
+    await this.#deps.engineAvailability?.wait(signal, (line) => log.system(line));
     // What the engine builds: the service's rewrite of the Dockerfile, every image in it resolved to an id.
     const resolved = await this.#deps.builds.resolveForBuild(build, dockerfile);
     for (const base of resolved.bases) log.system(`line ${base.line}: ${base.reference} is ${base.id}`);
@@ -291,6 +298,7 @@ function outcomeOf(error: unknown): Outcome {
   if (error instanceof BuildCanceled) return { state: 'CANCELED', error: 'Canceled.' };
   if (error instanceof BuildTimedOut) return { state: 'TIMED_OUT', error: 'The build ran out of time.' };
   if (error instanceof ServiceStopping) return { state: 'ERRORED', error: 'The service stopped while this build was running; start it again.' };
+  if (error instanceof EngineUnavailable) return { state: 'ERRORED', error: error.message };
   if (error instanceof ImageBuildFailed || error instanceof ImagePushFailed || error instanceof DomainError) {
     return { state: 'FAILED', error: error.message };
   }

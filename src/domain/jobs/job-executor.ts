@@ -8,8 +8,11 @@ import type { Orm } from '../../db/orm.ts';
 import type { EventBus } from '../../events/pubsub.ts';
 import type { JobSettings } from '../../config.ts';
 import type { Task } from '../../scheduler/queue.ts';
+import { whileDatabaseUnavailable } from '../../db/availability.ts';
 import { OutboxTooLarge, type JobRunner, type OutboxFile, type ResourceUsage } from '../../runner/jobs.ts';
 import { UnsafeOutboxEntry } from '../../runner/outbox.ts';
+import { EngineUnavailable, type EngineAvailability } from '../../runner/engine-availability.ts';
+import { OutageLog } from '../../util/outage-log.ts';
 import { LineSplitter } from '../logs/line-splitter.ts';
 import { CappedLog, LogWriter, type LogsService } from '../logs/logs.service.ts';
 import type { JobTaskPayload, PipelinesService } from '../pipelines/pipelines.service.ts';
@@ -25,6 +28,8 @@ export interface JobExecutorDeps {
   pipelines: PipelinesService;
   settings: JobSettings;
   instanceId: string;
+  /** Waits for an engine that does not answer before a job starts (none: the job starts and fails at once). */
+  engineAvailability?: EngineAvailability;
 }
 
 type Ending = 'CANCELED' | 'TIMED_OUT' | 'SERVICE_STOPPING';
@@ -56,10 +61,14 @@ interface Started {
 class RunControl {
   ending: Ending | null = null;
   #stop: (() => void) | null = null;
+  readonly #ended = new AbortController();
+  /** Aborted by an ending: what the job waits for before its container exists (the engine) is waited for no longer. */
+  readonly signal = this.#ended.signal;
 
   end(reason: Ending): void {
     if (this.ending) return;
     this.ending = reason;
+    this.#ended.abort(new Error(`the job ended: ${reason}`));
     this.#stop?.();
   }
 
@@ -78,12 +87,21 @@ export class JobExecutor {
   readonly #removals = new Set<Promise<void>>();
   #cancelRequests: AsyncIterator<unknown> | null = null;
   #stopping = false;
+  /** The periodic removal of leftover containers and volumes (removeLeftovers), and the one in progress. */
+  #cleanupTimer: NodeJS.Timeout | null = null;
+  #cleanup: Promise<void> | null = null;
+  readonly #cleanupOutage = new OutageLog('jobs: removing leftover job containers and volumes');
 
   constructor(deps: JobExecutorDeps) {
     this.#deps = deps;
   }
 
   start(): void {
+    const { cleanupIntervalSeconds, concurrency } = this.#deps.settings;
+    if (cleanupIntervalSeconds > 0 && concurrency > 0) {
+      this.#cleanupTimer = setInterval(() => void (this.#cleanup ??= this.#removeLeftoversLogged().finally(() => (this.#cleanup = null))), cleanupIntervalSeconds * 1000);
+      this.#cleanupTimer.unref();
+    }
     const requests = this.#deps.bus.subscribe('jobCancelRequested')[Symbol.asyncIterator]();
     this.#cancelRequests = requests;
     void (async () => {
@@ -96,13 +114,15 @@ export class JobExecutor {
   /** On shutdown: stop what runs here (and what is starting); those jobs end ERRORED, saying why. */
   stopAll(): void {
     this.#stopping = true;
+    if (this.#cleanupTimer) clearInterval(this.#cleanupTimer);
     for (const running of this.#running.values()) running.end('SERVICE_STOPPING');
   }
 
   /** After the workers stopped: waits for the removals of finished jobs' containers. */
   async stop(): Promise<void> {
+    if (this.#cleanupTimer) clearInterval(this.#cleanupTimer);
     await this.#cancelRequests?.return?.();
-    await Promise.allSettled(this.#removals);
+    await Promise.allSettled([...this.#removals, this.#cleanup]);
   }
 
   /**
@@ -121,7 +141,46 @@ export class JobExecutor {
         ended++;
       }
     }
+    await this.#removeLeftoverVolumes();
     return ended;
+  }
+
+  /**
+   * Every JOB_CLEANUP_INTERVAL_SECONDS: this instance's job containers and volumes whose job does not run
+   * here (their removal failed while the engine was away, a start was cut short) are removed without a
+   * restart. Jobs are not touched: one whose run here ended has, or is recording, its final state.
+   */
+  async removeLeftovers(): Promise<{ containers: number; volumes: number }> {
+    const { runner, settings, instanceId } = this.#deps;
+    let containers = 0;
+    // Listed before what runs here is looked at: a job's container and volumes exist only from when it runs here.
+    for (const container of await runner.listManaged()) {
+      if (container.instanceId !== instanceId || this.#running.has(container.jobId)) continue;
+      await runner.discard(container.containerId, settings.stopGraceSeconds);
+      containers++;
+    }
+    return { containers, volumes: await this.#removeLeftoverVolumes() };
+  }
+
+  async #removeLeftoversLogged(): Promise<void> {
+    try {
+      const removed = await this.removeLeftovers();
+      this.#cleanupOutage.succeeded();
+      if (removed.containers + removed.volumes > 0) console.log(`jobs: removed ${removed.containers} container(s) and ${removed.volumes} volume(s) left on the engine`);
+    } catch (error) {
+      this.#cleanupOutage.failed(error);
+    }
+  }
+
+  /** Volumes of this instance's jobs that do not run here; one the engine keeps (its container remains) waits for the next round. */
+  async #removeLeftoverVolumes(): Promise<number> {
+    const { runner, instanceId } = this.#deps;
+    let removed = 0;
+    for (const volume of await runner.listManagedVolumes()) {
+      if (volume.instanceId !== instanceId || this.#running.has(volume.jobId)) continue;
+      if (await runner.removeVolume(volume.name)) removed++;
+    }
+    return removed;
   }
 
   /** The task handler. */
@@ -170,17 +229,20 @@ export class JobExecutor {
     // `stop` waits for removals in progress; a crash before one is done leaves the container to `reconcile`.
     const removal = () => (started.containerId !== null ? this.#remove(job, started.containerId) : Promise.resolve());
     try {
-      // The job ends in a final state even if its last lines cannot be stored.
-      await log.close().catch((error: unknown) => console.error(`jobs: could not store the last output of job ${job.id}`, error));
+      // Every line read from the engine is stored before the final state, however long the database is
+      // away (the lines wait in memory, then in a spool file); only a stopping service gives up.
+      const giveUp = () => this.#stopping;
+      await log.close(giveUp).catch((error: unknown) => console.error(`jobs: could not store the last output of job ${job.id}`, error));
       // The container id is kept for operators; it is written here, with the rest, to save a statement per job.
-      await this.#record(job, outcome, ended.usage, { logTruncated: log.truncated, results: ended.results, ...(started.containerId ? { containerId: started.containerId } : {}) });
+      const extra = { logTruncated: log.truncated, results: ended.results, ...(started.containerId ? { containerId: started.containerId } : {}) };
+      await whileDatabaseUnavailable(() => this.#record(job, outcome, ended.usage, extra), giveUp);
     } catch (error) {
       await removal();
       throw error;
     }
     const removing = removal().finally(() => this.#removals.delete(removing));
     this.#removals.add(removing);
-    await this.#deps.pipelines.advance(job.pipeline.id);
+    await whileDatabaseUnavailable(() => this.#deps.pipelines.advance(job.pipeline.id), () => this.#stopping);
     // A slow engine must not pile up removals: past one per slot, the slot waits for them.
     while (this.#removals.size > Math.max(1, this.#deps.settings.concurrency)) await Promise.race(this.#removals);
   };
@@ -200,6 +262,8 @@ export class JobExecutor {
     const { runner, settings } = this.#deps;
     const inbox = this.#deps.jobs.inboxDir(job);
     const splitters = { stdout: new LineSplitter(), stderr: new LineSplitter() };
+    const unavailable = await this.#waitForEngine(control, log);
+    if (unavailable) return { outcome: unavailable, usage: null, results: [] };
     const container = await runner.start(
       {
         jobId: job.id,
@@ -242,6 +306,22 @@ export class JobExecutor {
     } finally {
       clearTimeout(timer);
       clearInterval(cancelCheck);
+    }
+  }
+
+  /**
+   * Before anything is made: an engine that does not answer (restarting) is waited for, up to
+   * ENGINE_WAIT_SECONDS, saying so in the log. The outcome of a job that does not start, or null.
+   */
+  async #waitForEngine(control: RunControl, log: CappedLog): Promise<Outcome | null> {
+    try {
+      await this.#deps.engineAvailability?.wait(control.signal, (line) => log.system(line));
+      return null;
+    } catch (error) {
+      if (control.ending === 'CANCELED') return { state: 'CANCELED', exitCode: null, error: 'Canceled.' };
+      if (control.ending) return { state: 'ERRORED', exitCode: null, error: 'The service stopped while the job waited for the engine.' };
+      if (error instanceof EngineUnavailable) return { state: 'ERRORED', exitCode: null, error: error.message };
+      throw error;
     }
   }
 
