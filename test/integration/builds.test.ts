@@ -62,7 +62,7 @@ describe('sources', () => {
     // The engine builds the service's rewrite: FROM names the image id the service resolved, and a stage name it made.
     const busybox = (await docker.getImage('busybox:latest').inspect()).Id;
     expect(log).toContain(`line 1: busybox is ${busybox}`);
-    expect(log.find((line) => line.startsWith('Step 1/'))).toBe(`Step 1/5 : FROM ${busybox} AS stage-0`);
+    expect(log.find((line) => line.startsWith('Step 1/'))).toBe(`Step 1/5 : FROM ${busybox.slice('sha256:'.length)} AS stage-0.`);
     expect(log).toContain('hello from an attachment');
     expect(log).toContain('3000 /srv/data.bin');
 

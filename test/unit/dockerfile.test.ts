@@ -10,6 +10,8 @@ import { DomainError } from '../../src/domain/errors.ts';
 
 const BUSYBOX = `sha256:${'b'.repeat(64)}`;
 const OWN = `sha256:${'a'.repeat(64)}`;
+/** What the written file names: the bare id (the engine never tries to pull one that went missing). */
+const bare = (id: string) => id.slice('sha256:'.length);
 
 /** alice may use busybox:latest and her own dockyard/alice/* images; everything else is unknown. */
 function resolver(seen: string[] = []): ImageResolver {
@@ -106,17 +108,17 @@ describe('resolveDockerfile', () => {
       [
         '# escape=`',
         '',
-        `FROM ${BUSYBOX} AS stage-0`,
+        `FROM ${bare(BUSYBOX)} AS stage-0.`,
         'RUN echo   hi',
         '',
-        `FROM ${OWN} AS stage-1`,
-        'COPY --from=stage-0 /a /a',
-        'COPY --from=stage-0 /b /b',
-        `COPY --from=${BUSYBOX} --chown=1:1 /c /c`,
+        `FROM ${bare(OWN)} AS stage-1.`,
+        'COPY --from=stage-0. /a /a',
+        'COPY --from=stage-0. /b /b',
+        `COPY --from=${bare(BUSYBOX)} --chown=1:1 /c /c`,
         '',
       ].join('\n'),
     );
-    expect(resolved.target).toBe('stage-0');
+    expect(resolved.target).toBe('stage-0.');
     expect(resolved.bases.map((b) => [b.line, b.reference])).toEqual([
       [3, 'busybox'],
       [6, 'dockyard/alice/base:v1'],
@@ -131,7 +133,7 @@ describe('resolveDockerfile', () => {
   });
 
   it('passes an unknown instruction on (the engine’s message names it) and refuses a missing target', async () => {
-    expect((await resolve('FROM busybox\nFORM busybox\n')).text).toBe(`FROM ${BUSYBOX} AS stage-0\nFORM busybox\n`);
+    expect((await resolve('FROM busybox\nFORM busybox\n')).text).toBe(`FROM ${bare(BUSYBOX)} AS stage-0.\nFORM busybox\n`);
     expect((await refusal('FROM busybox\n', { target: 'nope' })).code).toBe('INVALID_INPUT');
   });
 
@@ -159,8 +161,17 @@ describe('resolveDockerfile', () => {
     ['ADD from git@', 'FROM busybox\nADD git@github.com:a/b.git /src\n', /remote/],
     ['ADD spread over continuations', 'FROM busybox\nADD \\\n  https://example.com/x \\\n  /x\n', /remote/],
     ['ADD with a variable source', 'FROM busybox\nARG U=https://example.com/x\nADD $U /x\n', /variables/],
-    ['ONBUILD ADD from a URL', 'FROM busybox\nONBUILD ADD https://example.com/x /x\n', /remote/],
-    ['ONBUILD COPY --from', 'FROM busybox\nONBUILD COPY --from=busybox /x /x\n', /ONBUILD COPY --from/],
+    ['ONBUILD (triggers would be read anew by a later build)', 'FROM busybox\nONBUILD RUN true\n', /ONBUILD is not supported/],
+    ['a stage copying from itself (the engine would look its name up as an image)', 'FROM busybox AS a\nCOPY --from=a /x /x\n', /not an image you can build on/],
+    ['a stage copying from itself by index', 'FROM busybox\nCOPY --from=0 /x /x\n', /no earlier stage/],
+    ['"--" before a path that looks like a flag', 'FROM busybox\nCOPY -- --from=dockyard/bob/app /secret /x\n', /may not start with "-"/],
+    ['a no-break space before a path that looks like a flag', 'FROM busybox\nCOPY \u00a0--from=dockyard/bob/app /secret /x\n', /may not start with "-"/],
+    ['an escape character hidden by a no-break space (the written line would join the next)', 'FROM busybox\nCOPY \\\u00a0\n--from=dockyard/bob/app /secret /x\n', /ends with an escape character|not an instruction/],
+    ['an escape character hidden by \\r\\r', 'FROM busybox\nADD \\\r\r\nhttp://127.0.0.1:9/x /y\n', /ends with an escape character|not an instruction/],
+    ['a second byte-order mark', '\uFEFF\uFEFFFROM dockyard/bob/app\n', /byte-order mark/],
+    ['a keyword that is not plain ASCII', 'FROM busybox\nONBU\u0130LD RUN true\n', /is not an instruction/],
+    ['a JSON array followed by more text', 'FROM busybox\nADD ["http\\u003a//127.0.0.1:9/x", "/y"] junk\n', /JSON array must be the whole/],
+    ['a RUN JSON array followed by more text', 'FROM busybox\nRUN ["true"] && cat /secret\n', /JSON array must be the whole/],
     ['RUN --mount', 'FROM busybox\nRUN --mount=type=secret,id=x cat /run/secrets/x\n', /--mount/],
     ['an instruction split by a continuation', 'FROM busybox\nR\\\nUN --mount=type=cache,target=/x true\n', /--mount/],
     ['a heredoc', 'FROM busybox\nRUN <<EOF\necho hi\nEOF\n', /heredoc/],

@@ -10,14 +10,14 @@ import type { EventBus } from '../../events/pubsub.ts';
 import { followChanges } from '../../events/follow.ts';
 import type { BuildSettings } from '../../config.ts';
 import type { TaskQueue } from '../../scheduler/queue.ts';
-import type { ContainerEngine } from '../../runner/engine.ts';
+import type { ContainerEngine, EngineImage } from '../../runner/engine.ts';
 import type { SecretBox } from '../../auth/secret-box.ts';
 import type { User } from '../users/user.entity.ts';
 import { DomainError } from '../errors.ts';
 import { saveUpload, type IncomingFile } from '../uploads.ts';
 import { Image } from '../images/image.entity.ts';
 import { BaseImages } from './base-images.ts';
-import { resolveDockerfile, type ImageResolver, type ResolvedDockerfile } from './dockerfile/resolve.ts';
+import { ImageRefused, resolveDockerfile, type ImageResolver, type ResolvedDockerfile } from './dockerfile/resolve.ts';
 import { DOCKER_HUB, parseReference } from './dockerfile/reference.ts';
 import type { LogsService } from '../logs/logs.service.ts';
 import type { LogLine } from '../logs/log-line.entity.ts';
@@ -251,8 +251,11 @@ export class BuildsService {
     const repository = checkPushRepository(input.repository);
     // The pushed name is `<registry>/<repository>`, always registry-qualified (checkPushRegistry): it can
     // never be read by the engine as one of the local names, this user's or anyone's.
-    if (parseReference(`${registry}/${repository ?? `${this.namespaces(user).ownNamespace}/image`}`)?.domain !== registry) {
-      throw new DomainError('INVALID_INPUT', 'The push target is not a registry-qualified name.', 'push');
+    const target = parseReference(`${registry}/${repository ?? `${this.namespaces(user).ownNamespace}/image`}`);
+    if (target?.domain !== registry) throw new DomainError('INVALID_INPUT', 'The push target is not a registry-qualified name.', 'push');
+    // Nor one of the operator's base images (a registry-qualified base name would exist on the engine while the push ran).
+    if (this.bases.names().some((name) => parseReference(name)?.domain === registry && parseReference(name)?.path === target.path)) {
+      throw new DomainError('INVALID_INPUT', 'The push target is the name of a base image.', 'push');
     }
     await assertUrlAllowed(`https://${registry}/`, this.policy);
     if (input.insecure && !(await this.#deps.engine.allowsPlainHttp(registry))) {
@@ -294,13 +297,18 @@ export class BuildsService {
     return {
       allowed: () => `one of your images (${own}<name>[:tag]) or a base image (${this.bases.names().join(', ') || 'none configured'})`,
       resolve: async (reference) => {
-        if (this.bases.allows(reference)) return resolveIds ? this.bases.idOf(reference) : UNRESOLVED_ID;
+        const usable = (image: EngineImage | null): string | null => {
+          // Triggers would run in this build, read by the engine alone: such images are not built on.
+          if (image && image.onBuild.length > 0) throw new ImageRefused('the image has ONBUILD triggers, which Dockyard does not run; build on an image without them.');
+          return image?.id ?? null;
+        };
+        if (this.bases.allows(reference)) return resolveIds ? usable(await this.bases.imageOf(reference)) : UNRESOLVED_ID;
         if (reference.domain !== DOCKER_HUB || !reference.path.startsWith(own)) return null;
         const name = reference.path.slice(own.length);
         const image = await this.#orm.em.fork().findOne(Image, { owner: user.id, name });
         if (!image || image.repository !== reference.path) return null;
         if (!resolveIds) return UNRESOLVED_ID;
-        return (await this.#deps.engine.inspectImage(`${image.repository}:${reference.tag}`))?.id ?? null;
+        return usable(await this.#deps.engine.inspectImage(`${image.repository}:${reference.tag}`));
       },
     };
   }

@@ -46,7 +46,8 @@ export class PushNames {
       if (tagged?.id !== spec.imageId) throw new Error(`the name ${name} was taken on the engine while this build pushed`);
       return await this.#engine.pushImage(spec.repository, spec.tag, spec.auth, spec.signal, onOutput);
     } finally {
-      await this.#engine.untagImage(name);
+      // Removed only while it still names this build's image (never someone else's name).
+      if ((await this.#engine.inspectImage(name).catch(() => null))?.id === spec.imageId) await this.#engine.untagImage(name);
     }
   }
 
