@@ -6,6 +6,7 @@ import { ConfigError, parseConfig, redact, type Config } from './config.ts';
 import { openDatabase } from './db/orm.ts';
 import { inProcessEvents, redisEvents, type Events } from './events/pubsub.ts';
 import { DockerEngine } from './runner/docker/docker-engine.ts';
+import { databaseOutage } from './db/availability.ts';
 import { EngineAvailability } from './runner/engine-availability.ts';
 import { UsersService } from './domain/users/users.service.ts';
 import { AuthService } from './auth/auth.service.ts';
@@ -124,8 +125,17 @@ export async function startDockyard(config: Config): Promise<Dockyard> {
   });
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
 
+  // While PostgreSQL is away, requests answer 503 and log one line (databaseOutage); this probe logs the
+  // one line that says it is back, also when no request comes to notice it.
+  const databaseProbe = config.databaseUrl
+    ? setInterval(() => {
+        void orm.checkConnection().then((result) => (result.ok ? databaseOutage.succeeded() : databaseOutage.failed(new Error(result.reason))));
+      }, 2000).unref()
+    : null;
+
   let closing: Promise<void> | null = null;
   const close = async () => {
+    if (databaseProbe) clearInterval(databaseProbe);
     await http.close(config.shutdownGraceMs);
     // No more claims; then builds and jobs still running end ERRORED (their engine requests cannot
     // outlive the process), and the workers wait for them to be recorded.

@@ -1,3 +1,6 @@
+import { ServiceUnavailableError } from '../domain/errors.ts';
+import { OutageLog } from '../util/outage-log.ts';
+
 // Whether an error means the database could not be reached (an outage), as opposed to a bad query or
 // a constraint: an outage is retried by writers that must not lose what they hold, and answered as 503
 // SERVICE_UNAVAILABLE to clients, never as an unexpected error.
@@ -32,4 +35,15 @@ export async function whileDatabaseUnavailable<T>(write: () => Promise<T>, giveU
       await new Promise((resolve) => setTimeout(resolve, retryDelay(attempt)));
     }
   }
+}
+
+/** The database's state as requests see it: one log line when it stops answering, one when it is back. */
+export const databaseOutage = new OutageLog('database');
+
+/** The client's answer for an error that is a database outage (noted in the outage log), or null for any other error. */
+export function asServiceUnavailable(error: unknown): ServiceUnavailableError | null {
+  if (error instanceof ServiceUnavailableError) return error;
+  if (!isDatabaseUnavailable(error)) return null;
+  databaseOutage.failed(error);
+  return new ServiceUnavailableError();
 }

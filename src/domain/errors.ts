@@ -33,6 +33,8 @@ export const ERROR_CODES = {
   // objects
   NOT_FOUND: 'No such object.',
   CONFLICT: 'The object is busy.',
+  // dependencies
+  SERVICE_UNAVAILABLE: 'The database is unavailable for a moment; try again shortly.',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
@@ -76,5 +78,25 @@ export class TooManyRequestsError extends DomainError {
       retryAfterSeconds: this.retryAfterSeconds,
       http: { status: 429, headers: { 'Retry-After': String(this.retryAfterSeconds) } },
     };
+  }
+}
+
+/**
+ * SERVICE_UNAVAILABLE: a dependency (the database) does not answer. Not the client's fault and not a bug:
+ * GraphQL over HTTP answers 503 with `Retry-After`, REST routes 503 in their formats.
+ */
+export class ServiceUnavailableError extends DomainError {
+  override name = 'ServiceUnavailableError';
+  readonly retryAfterSeconds: number;
+  override readonly extensions: {
+    code: ErrorCode;
+    field?: string;
+    http: { status: 503; headers: { 'Retry-After': string } };
+  };
+
+  constructor(retryAfterSeconds = 5, message: string = ERROR_CODES.SERVICE_UNAVAILABLE) {
+    super('SERVICE_UNAVAILABLE', message);
+    this.retryAfterSeconds = retryAfterSeconds;
+    this.extensions = { code: 'SERVICE_UNAVAILABLE', http: { status: 503, headers: { 'Retry-After': String(retryAfterSeconds) } } };
   }
 }

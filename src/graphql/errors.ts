@@ -3,10 +3,17 @@
 import { GraphQLError, type GraphQLFormattedError } from 'graphql';
 import { maskError as yogaMaskError, type MaskError, type Plugin } from 'graphql-yoga';
 import { DomainError, type ErrorCode } from '../domain/errors.ts';
+import { asServiceUnavailable } from '../db/availability.ts';
 
 export const maskError: MaskError = (error, message) => {
   // Expected failures pass unchanged (their extensions carry the code), and are not logged as errors.
   if (error instanceof GraphQLError && error.originalError instanceof DomainError) return error;
+  // The database being away is an outage, not a bug: SERVICE_UNAVAILABLE (503, Retry-After), logged once per outage.
+  const unavailable = asServiceUnavailable(error instanceof GraphQLError ? (error.originalError ?? error) : error);
+  if (unavailable) {
+    const located = error instanceof GraphQLError ? error : null;
+    return new GraphQLError(unavailable.message, { nodes: located?.nodes ?? null, path: located?.path ?? null, originalError: unavailable, extensions: unavailable.extensions });
+  }
   // Never in development mode: no stack or original message leaves the process.
   return yogaMaskError(error, message, false);
 };
@@ -32,6 +39,8 @@ const REFUSAL_STATUS: Partial<Record<ErrorCode, number>> = {
   NOT_FOUND: 404,
   CONFLICT: 409,
   TOO_LARGE: 413,
+  TOO_MANY_REQUESTS: 429,
+  SERVICE_UNAVAILABLE: 503,
 };
 
 /**

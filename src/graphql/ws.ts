@@ -62,7 +62,7 @@ export function serveGraphqlWs(wss: WebSocketServer, yoga: Yoga, bus: EventBus):
           } satisfies ExecutionArgs;
         } catch (error) {
           const masked = maskError(error, 'Unexpected error.') as GraphQLError;
-          if (masked !== error) console.error('graphql-ws: operation failed', error);
+          if (masked !== error && !(masked.originalError instanceof DomainError)) console.error('graphql-ws: operation failed', error);
           return [masked];
         }
       },

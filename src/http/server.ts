@@ -5,6 +5,7 @@ import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { WebSocketServer } from 'ws';
 import { GRAPHQL_PATH, MAX_GRAPHQL_BODY, type Yoga } from '../graphql/yoga.ts';
+import { asServiceUnavailable } from '../db/availability.ts';
 import type { EventBus } from '../events/pubsub.ts';
 import { serveGraphqlWs } from '../graphql/ws.ts';
 import { readCredential, type Services } from './context.ts';
@@ -37,9 +38,11 @@ export function createHttpServer({ yoga, rest, bus, services, checks, policy, ma
     // Responses sent while shutting down end their connection, so keep-alive cannot hold it open.
     if (closing) res.setHeader('connection', 'close');
     route(req, res).catch((error: unknown) => {
-      console.error('request failed', error);
-      if (!res.headersSent) json(res, 500, { error: 'internal error' });
-      else res.destroy();
+      const unavailable = asServiceUnavailable(error);
+      if (!unavailable) console.error('request failed', error);
+      if (res.headersSent) res.destroy();
+      else if (unavailable) json(res, 503, { error: unavailable.message, code: unavailable.code }, { 'retry-after': String(unavailable.retryAfterSeconds) });
+      else json(res, 500, { error: 'internal error' });
     });
   });
 
@@ -114,8 +117,8 @@ function tooLargeForJson(req: IncomingMessage): boolean {
   return Number(req.headers['content-length'] ?? 0) > MAX_GRAPHQL_BODY;
 }
 
-function json(res: ServerResponse, status: number, body: unknown): void {
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' });
+function json(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', ...headers });
   res.end(JSON.stringify(body));
 }
 

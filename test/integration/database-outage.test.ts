@@ -6,8 +6,9 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import Docker from 'dockerode';
-import { afterAll, describe, expect, it } from 'vitest';
-import { JobDocument, JobLogDocument, SubmitPipelineDocument } from '../generated/graphql.ts';
+import { afterAll, describe, expect, it, vi } from 'vitest';
+import { CreateApiTokenDocument, JobDocument, JobLogDocument, JobUpdatedDocument, MeDocument, SubmitPipelineDocument } from '../generated/graphql.ts';
+import { connectWs, subscribe } from '../support/ws-client.ts';
 import { loggedInUser } from '../support/accounts.ts';
 import { startBuild, waitForBuild } from '../support/builds.ts';
 import type { GraphqlClient } from '../support/graphql-client.ts';
@@ -86,4 +87,62 @@ describe('a PostgreSQL outage while a job runs', () => {
     expect(pipeline.jobs.map((j) => j.state)).toEqual(['SUCCEEDED', 'SUCCEEDED']);
     expect((await storedLines(user.client, after.id)).map((line) => line.text)).toEqual(['the next job ran']);
   }, 180_000);
+});
+
+describe('while PostgreSQL is down', () => {
+  it('answers 503 SERVICE_UNAVAILABLE with Retry-After on every surface, logs one line when it goes and one when it is back', async () => {
+    const user = await loggedInUser(server.graphqlUrl, 'answers');
+    // Fresh API tokens: never used before the outage, so no instance has them in its credential cache.
+    const token = async () => (await user.client.request(CreateApiTokenDocument, { name: `t${Math.random()}` })).data!.createApiToken.token;
+    const [forGraphql, forKabuto, forBoatyard, forWs] = [await token(), await token(), await token(), await token()];
+    const lines: string[] = [];
+    const traces: unknown[] = [];
+    const record = (...args: unknown[]) => {
+      lines.push(args.map(String).join(' '));
+      if (args.some((arg) => arg instanceof Error)) traces.push(args);
+    };
+    const spies = [vi.spyOn(console, 'error').mockImplementation(record), vi.spyOn(console, 'warn').mockImplementation(record)];
+    try {
+      await pg.stop();
+
+      const graphql = await fetch(server.graphqlUrl, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${forGraphql}` },
+        body: JSON.stringify({ query: '{ me { login } }' }),
+      });
+      expect(graphql.status).toBe(503);
+      expect(graphql.headers.get('retry-after')).toBe('5');
+      expect(((await graphql.json()) as { errors: { extensions: { code: string } }[] }).errors[0]!.extensions.code).toBe('SERVICE_UNAVAILABLE');
+
+      const kabuto = await fetch(`${server.url}/image`, { headers: { authorization: `Bearer ${forKabuto}` } });
+      expect([kabuto.status, kabuto.headers.get('retry-after'), await kabuto.json()]).toEqual([503, '5', { status: 503, message: expect.stringMatching(/unavailable/) }]);
+
+      const boatyard = await fetch(`${server.url}/api/v1/1/status`, { headers: { authorization: `Bearer ${forBoatyard}` } });
+      expect([boatyard.status, boatyard.headers.get('retry-after'), await boatyard.json()]).toEqual([503, '5', { Error: expect.stringMatching(/unavailable/) }]);
+
+      const ws = connectWs(server.wsUrl, { connectionParams: { authorization: `Bearer ${forWs}` } });
+      const refused = await subscribe(ws.client, JobUpdatedDocument, { jobId: '1' })
+        .next(10_000)
+        .catch((error: unknown) => ({ errors: (Array.isArray(error) ? error : [error]) as { extensions?: { code?: string } }[] }));
+      expect((refused as { errors?: { extensions?: { code?: string } }[] }).errors?.[0]?.extensions?.code).toBe('SERVICE_UNAVAILABLE');
+      await ws.client.dispose();
+
+      await sleep(3000); // polls and probes go on failing meanwhile
+      await pg.start();
+      for (let i = 0; ; i++) {
+        const result = await user.client.request(MeDocument).catch(() => null);
+        if (result?.data?.me) break;
+        if (i > 100) throw new Error('the service did not answer again');
+        await sleep(100);
+      }
+      await sleep(2500); // the probe's next round
+    } finally {
+      spies.forEach((spy) => spy.mockRestore());
+    }
+    expect(traces).toEqual([]);
+    const database = lines.filter((line) => line.startsWith('database:'));
+    expect(database).toEqual([expect.stringMatching(/^database: failing \(/), 'database: working again']);
+    // Besides it, only the workers' own one line per outage each (claims, renewals), and their line when back.
+    expect(lines.length).toBeLessThanOrEqual(database.length + 8);
+  }, 120_000);
 });

@@ -7,6 +7,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Build } from '../../domain/builds/build.entity.ts';
 import type { BuildSourceInput } from '../../domain/builds/builds.service.ts';
 import { DomainError } from '../../domain/errors.ts';
+import { asServiceUnavailable } from '../../db/availability.ts';
 import type { User } from '../../domain/users/user.entity.ts';
 import type { RestSettings } from '../../config.ts';
 import { contextForRequest, type Services } from '../context.ts';
@@ -74,8 +75,12 @@ export function boatyardRouter({ services, policy, settings, limits }: BoatyardO
       call = { req, services, settings, limits, user: context.viewer.user, params: match.params };
       sendJson(res, 200, await match.route.handler(call));
     } catch (error) {
-      const { status, message } = errorOf(error);
-      sendJson(res, status, { Error: message });
+      const unavailable = asServiceUnavailable(error);
+      if (unavailable) sendJson(res, 503, { Error: unavailable.message }, { 'retry-after': String(unavailable.retryAfterSeconds) });
+      else {
+        const { status, message } = errorOf(error);
+        sendJson(res, status, { Error: message });
+      }
     } finally {
       await call?.body?.dispose();
     }
@@ -106,8 +111,9 @@ async function startBuild(call: BoatyardCall): Promise<unknown> {
     tags: tag ? [tag] : null,
     source,
     noCache: true,
-    // Pushed where boatyard pushed: `image_name` in the registry, with the request's credentials.
-    push: { registry: settings.boatyardRegistry, repository: repositoryOf(imageName), username, password },
+    // Pushed where boatyard pushed: `image_name` in the registry, with the request's credentials (when
+    // the operator names a registry: Docker Hub, boatyard's, is refused, its names being local ones).
+    push: settings.boatyardRegistry ? { registry: settings.boatyardRegistry, repository: repositoryOf(imageName), username, password } : null,
   });
   return { JobIdentifier: String(build.id) };
 }

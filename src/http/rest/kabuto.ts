@@ -3,6 +3,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { Viewer } from '../../auth/auth.service.ts';
+import { asServiceUnavailable } from '../../db/availability.ts';
 import { DomainError, TooManyRequestsError, type ErrorCode } from '../../domain/errors.ts';
 import { clientAddress } from '../client-address.ts';
 import { contextForRequest, type Services } from '../context.ts';
@@ -158,6 +159,8 @@ function errorReply(error: unknown): JsonReply {
   if (error instanceof TooManyRequestsError) {
     return { status: 429, body: { status: 429, message: error.message }, headers: { 'retry-after': String(error.retryAfterSeconds) } };
   }
+  const unavailable = asServiceUnavailable(error);
+  if (unavailable) return { status: 503, body: { status: 503, message: unavailable.message }, headers: { 'retry-after': String(unavailable.retryAfterSeconds) } };
   if (error instanceof MissingField) return { status: 400, body: { message: error.message } };
   if (error instanceof BodyError) return { status: error.status, body: { message: error.message } };
   if (error instanceof KabutoError) return { status: 200, body: { error: error.message } };
