@@ -25,6 +25,8 @@ export interface Config {
   redisUrl: string | null;
   /** Docker engine address: unix socket path or tcp://host:port. */
   dockerHost: string;
+  /** How long a job or build about to start waits for an engine that does not answer (0: it fails at once). */
+  engineWaitSeconds: number;
   graphiql: boolean;
   allowedOrigins: string[];
   trustProxy: boolean;
@@ -68,6 +70,8 @@ export interface JobSettings {
   outboxMaxBytes: number;
   outboxMaxFiles: number;
   maxAttachments: number;
+  /** How often the job containers and volumes this instance left on the engine are looked for and removed (0: only at start). */
+  cleanupIntervalSeconds: number;
 }
 
 export interface BuildSettings {
@@ -110,6 +114,7 @@ export const SETTINGS: Setting[] = [
   { name: 'DATABASE_URL', default: '(unset: embedded PGlite in `$DATA_DIR/pglite`)', description: 'PostgreSQL URL, `postgres://user@host:5432/db`. Migrations run at start.' },
   { name: 'REDIS_URL', default: '(unset: in-process pub/sub)', description: 'Redis URL, `redis://host:6379`. Needed when more than one instance runs.' },
   { name: 'DOCKER_HOST', default: 'unix:///var/run/docker.sock', description: 'Docker engine address (`unix://path` or `tcp://host:port`).' },
+  { name: 'ENGINE_WAIT_SECONDS', default: '60', description: 'How long a job or build about to start waits for an engine that does not answer (restarting, socket missing: retried with a short backoff) before it ends `ERRORED` saying so; `0` does not wait.' },
   { name: 'GRAPHIQL', default: 'on unless NODE_ENV=production', description: 'Serve GraphiQL at `/graphql` in browsers, and allow introspection.' },
   { name: 'ALLOWED_ORIGINS', default: '(only PUBLIC_URL and same-origin)', description: 'Comma-separated extra origins whose pages may use the session cookie (HTTP and WebSocket).' },
   { name: 'TRUST_PROXY', default: 'false', description: 'Trust `X-Forwarded-Proto`/`X-Forwarded-Host` from a reverse proxy (cookie `Secure` flag, same-origin check), and the last address of `X-Forwarded-For` as the client (login rate limit).' },
@@ -150,6 +155,7 @@ export const SETTINGS: Setting[] = [
   { name: 'OUTBOX_MAX_MB', default: '1024', description: 'Most a job may leave in `/outbox` (larger: the job fails).' },
   { name: 'OUTBOX_MAX_FILES', default: '10000', description: 'Most files a job may leave in `/outbox`.' },
   { name: 'JOB_MAX_ATTACHMENTS', default: '20', description: 'Most attachments per job (each at most `UPLOAD_MAX_MB`).' },
+  { name: 'JOB_CLEANUP_INTERVAL_SECONDS', default: '300', description: 'How often an instance removes the job containers and volumes it left on the engine whose job no longer runs here (a removal that failed while the engine was away); also done at start. `0`: only at start.' },
   { name: 'KABUTO_PREFIX', default: '(none)', description: "Path prefix for Kabuto's REST routes, e.g. `/kabuto`; by default they are at the root, as in Kabuto." },
   { name: 'BOATYARD_GIT_BASE_URL', default: 'https://github.com', description: "boatyard's `github_username`/`github_reponame` become `<this>/<user>/<repo>.git`." },
   { name: 'BOATYARD_REGISTRY', default: '(unset: boatyard builds are not pushed)', description: 'Registry that boatyard builds are pushed to (as their `image_name`), with the credentials the request gives: a host with a dot or a port, or `localhost`; not Docker Hub, whose names are the engine\'s local names.' },
@@ -193,6 +199,7 @@ export function parseConfig(env: Env = process.env, cwd = process.cwd()): Config
     databaseUrl: databaseUrl ?? null,
     redisUrl: redisUrl ?? null,
     dockerHost,
+    engineWaitSeconds: integer(read('ENGINE_WAIT_SECONDS'), 'ENGINE_WAIT_SECONDS', 60, 0, 86_400),
     graphiql: boolean(read('GRAPHIQL'), 'GRAPHIQL', nodeEnv !== 'production'),
     allowedOrigins: [publicUrl.origin, ...allowedOrigins],
     trustProxy: boolean(read('TRUST_PROXY'), 'TRUST_PROXY', false),
@@ -246,6 +253,7 @@ export function parseConfig(env: Env = process.env, cwd = process.cwd()): Config
       outboxMaxBytes: integer(read('OUTBOX_MAX_MB'), 'OUTBOX_MAX_MB', 1024, 1, 1_048_576) * 2 ** 20,
       outboxMaxFiles: integer(read('OUTBOX_MAX_FILES'), 'OUTBOX_MAX_FILES', 10_000, 1, 1_000_000),
       maxAttachments: integer(read('JOB_MAX_ATTACHMENTS'), 'JOB_MAX_ATTACHMENTS', 20, 0, 1000),
+      cleanupIntervalSeconds: integer(read('JOB_CLEANUP_INTERVAL_SECONDS'), 'JOB_CLEANUP_INTERVAL_SECONDS', 300, 0, 86_400),
     },
   };
 }

@@ -52,6 +52,8 @@ export class ImagePushFailed extends Error {
 export interface ContainerEngine {
   /** Version details when the engine answers; throws when it does not. */
   info(): Promise<EngineInfo>;
+  /** The cheapest question the engine answers (before work starts: see engine-availability.ts); throws when it does not answer. */
+  ping(signal: AbortSignal): Promise<void>;
   /** Builds, streaming each chunk of output to `onOutput`; throws ImageBuildFailed for a failing Dockerfile. */
   buildImage(spec: ImageBuildSpec, onOutput: (text: string) => void): Promise<{ imageId: string }>;
   inspectImage(reference: string): Promise<EngineImage | null>;

@@ -77,6 +77,12 @@ export interface ManagedContainer {
   running: boolean;
 }
 
+export interface ManagedVolume {
+  name: string;
+  jobId: number;
+  instanceId: string;
+}
+
 export interface JobRunner {
   /** Creates the container from the fixed template, puts the inbox in place, attaches output, starts it. */
   start(spec: JobContainerSpec, onOutput: (stream: OutputStream, chunk: string) => void): Promise<RunningJob>;
@@ -92,4 +98,11 @@ export interface JobRunner {
   listManaged(): Promise<ManagedContainer[]>;
   /** Stops (grace) and removes a container found by listManaged. */
   discard(containerId: string, graceSeconds: number): Promise<void>;
+  /**
+   * Every volume made for a job (labelled like its container), for the same clean-up: the named ones a
+   * start cut short leaves without a container, and the ones a container removed by hand leaves.
+   */
+  listManagedVolumes(): Promise<ManagedVolume[]>;
+  /** Removes a volume found by listManagedVolumes; false when the engine keeps it because a container still uses it. Missing is fine. */
+  removeVolume(name: string): Promise<boolean>;
 }

@@ -60,6 +60,11 @@ export class DockerEngine implements ContainerEngine {
     return { name: 'docker', version: version.Version, apiVersion: version.ApiVersion };
   }
 
+  async ping(signal: AbortSignal): Promise<void> {
+    // (The types give ping no options; dockerode takes an abortSignal as for every request.)
+    await (this.docker.ping as (options: { abortSignal: AbortSignal }) => Promise<unknown>).call(this.docker, { abortSignal: signal });
+  }
+
   async buildImage(spec: ImageBuildSpec, onOutput: (text: string) => void): Promise<{ imageId: string }> {
     const stream = await this.docker
       .buildImage(spec.context, { ...buildQuery(spec), abortSignal: spec.signal } as Docker.ImageBuildOptions)

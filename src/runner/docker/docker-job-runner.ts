@@ -6,14 +6,15 @@
 // stats stream, its outbox read back as a hostile tar.
 import { randomBytes } from 'node:crypto';
 import { open } from 'node:fs/promises';
+import type { IncomingMessage } from 'node:http';
 import { StringDecoder } from 'node:string_decoder';
 import path from 'node:path';
 import Docker from 'dockerode';
 import tar from 'tar-stream';
-import type { JobContainerSpec, JobExit, JobRunner, ManagedContainer, OutboxCaps, OutboxFile, OutputStream, ResourceUsage, RunningJob } from '../jobs.ts';
+import type { JobContainerSpec, JobExit, JobRunner, ManagedContainer, ManagedVolume, OutboxCaps, OutboxFile, OutputStream, ResourceUsage, RunningJob } from '../jobs.ts';
 import { extractOutbox } from '../outbox.ts';
 import { dockerOptions } from './docker-engine.ts';
-import { isJobContainer, jobContainerOptions, jobLabels, jobNames, LABEL, loaderContainerOptions, OUTBOX } from './job-template.ts';
+import { isJobContainer, isJobVolume, jobContainerOptions, jobLabels, jobNames, LABEL, loaderContainerOptions, OUTBOX } from './job-template.ts';
 import type { JobVolumes } from './job-template.ts';
 import { drained } from '../../util/drained.ts';
 
@@ -154,6 +155,26 @@ export class DockerJobRunner implements JobRunner {
   async discard(containerId: string, graceSeconds: number): Promise<void> {
     await stopContainer(this.docker.getContainer(containerId), graceSeconds);
     await this.remove(containerId);
+  }
+
+  /** Only volumes whose labels and name agree (see isJobVolume). */
+  async listManagedVolumes(): Promise<ManagedVolume[]> {
+    const { Volumes } = await this.docker.listVolumes({ filters: { label: [`${LABEL.managed}=true`] } });
+    // (The engine answers null rather than [] when there are none; Labels is null on a volume without any.)
+    return (Volumes ?? [])
+      .filter((v) => isJobVolume(v.Name, v.Labels ?? {}))
+      .map((v) => ({ name: v.Name, jobId: Number(v.Labels[LABEL.job]), instanceId: v.Labels[LABEL.instance] ?? '' }));
+  }
+
+  async removeVolume(name: string): Promise<boolean> {
+    try {
+      await this.docker.getVolume(name).remove();
+      return true;
+    } catch (error) {
+      if (statusOf(error) === 404) return true;
+      if (statusOf(error) === 409) return false; // in use
+      throw error;
+    }
   }
 
   #imageConfig(image: string): Promise<ImageConfig> {
@@ -379,11 +400,40 @@ function deliverOutput(docker: Docker, attached: NodeJS.ReadableStream, onOutput
 }
 
 async function waitForExit(container: Docker.Container, output: Promise<void>, sampler: UsageSampler, afterExit: () => void): Promise<JobExit> {
-  const [result] = (await Promise.all([container.wait(), output])) as [{ StatusCode: number }, void];
+  const [result] = await Promise.all([waitForStatus(container), output]);
   sampler.finish();
   afterExit();
   const info = await container.inspect();
   return { exitCode: result.StatusCode, oomKilled: info.State.OOMKilled === true };
+}
+
+/**
+ * `POST /containers/{id}/wait`, its answer read here: dockerode's own wait never settles when the engine
+ * drops the connection before answering (it was killed, it crashed), which would leave the job RUNNING
+ * for good and hold up a shutdown. A connection closed before the answer is an error of the engine.
+ */
+function waitForStatus(container: Docker.Container): Promise<{ StatusCode: number }> {
+  return new Promise((resolve, reject) => {
+    const request = { path: `/containers/${container.id}/wait?`, method: 'POST', isStream: true, options: {}, statusCodes: { 200: true, 400: 'bad parameter', 404: 'no such container', 500: 'server error' } };
+    (container.modem as { dial: (options: unknown, callback: (error: unknown, response: IncomingMessage) => void) => void }).dial(request, (error, response) => {
+      if (error) return reject(error);
+      let body = '';
+      response.setEncoding('utf8');
+      response.on('data', (chunk: string) => (body += chunk));
+      response.on('end', () => {
+        try {
+          resolve(JSON.parse(body) as { StatusCode: number });
+        } catch {
+          reject(new Error(`the engine's answer to wait is unreadable: ${body.slice(0, 200)}`));
+        }
+      });
+      const broke = (why: string) => reject(new Error(`the connection to the engine broke while the job ran (${why})`));
+      response.on('error', (error: Error) => broke(error.message));
+      response.on('close', () => {
+        if (!response.complete) broke('closed before the answer');
+      });
+    });
+  });
 }
 
 async function stopContainer(container: Docker.Container, graceSeconds: number): Promise<void> {

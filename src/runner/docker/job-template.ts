@@ -66,6 +66,18 @@ export function isJobContainer(name: string, labels: Record<string, string>): bo
   return match !== null && labels[LABEL.managed] === 'true' && labels[LABEL.job] === match[1];
 }
 
+/**
+ * Whether a volume is one made for a job container: labelled as such (labels reach a volume only through
+ * the template's mounts: an image's or a build step's volumes get none), and named by jobNames for the same
+ * job, or anonymous (the outbox the engine makes with the container: 64 hex digits).
+ */
+export function isJobVolume(name: string, labels: Record<string, string>): boolean {
+  const job = labels[LABEL.job];
+  if (labels[LABEL.managed] !== 'true' || job === undefined || !/^\d+$/.test(job)) return false;
+  const named = /^dockyard-job-(\d+)-[0-9a-f]{8}-(inbox|outbox)$/.exec(name);
+  return named ? named[1] === job : /^[0-9a-f]{64}$/.test(name);
+}
+
 export function jobLabels(spec: Pick<JobContainerSpec, 'jobId' | 'ownerId' | 'instanceId'>): Record<string, string> {
   return {
     [LABEL.managed]: 'true',
