@@ -31,6 +31,10 @@ export interface EngineImage {
   id: string;
   sizeBytes: number;
   repoTags: string[];
+  /** The image's labels (those of its config). */
+  labels: Record<string, string>;
+  /** ONBUILD triggers it would run in a build that uses it. */
+  onBuild: string[];
 }
 
 export interface RegistryAuth {

@@ -87,7 +87,7 @@ export class DockerEngine implements ContainerEngine {
   async inspectImage(reference: string): Promise<EngineImage | null> {
     try {
       const image = await this.docker.getImage(reference).inspect();
-      return { id: image.Id, sizeBytes: image.Size, repoTags: image.RepoTags ?? [] };
+      return { id: image.Id, sizeBytes: image.Size, repoTags: image.RepoTags ?? [], labels: image.Config?.Labels ?? {}, onBuild: image.Config?.OnBuild ?? [] };
     } catch (error) {
       if ((error as { statusCode?: number }).statusCode === 404) return null;
       throw error;
@@ -158,7 +158,7 @@ export class DockerEngine implements ContainerEngine {
 
   async listImagesWithLabel(label: string): Promise<EngineImage[]> {
     const images = await this.docker.listImages({ filters: JSON.stringify({ label: [label] }) });
-    return images.map((image) => ({ id: image.Id, sizeBytes: image.Size, repoTags: (image.RepoTags ?? []).filter((tag) => tag !== '<none>:<none>') }));
+    return images.map((image) => ({ id: image.Id, sizeBytes: image.Size, repoTags: (image.RepoTags ?? []).filter((tag) => tag !== '<none>:<none>'), labels: image.Labels ?? {}, onBuild: [] }));
   }
 
   async removeImage(reference: string): Promise<void> {
