@@ -6,6 +6,8 @@ import { ConfigError, parseConfig, redact, type Config } from './config.ts';
 import { openDatabase } from './db/orm.ts';
 import { inProcessEvents, redisEvents, type Events } from './events/pubsub.ts';
 import { DockerEngine } from './runner/docker/docker-engine.ts';
+import type { ContainerEngine } from './runner/engine.ts';
+import type { JobRunner } from './runner/jobs.ts';
 import { databaseOutage } from './db/availability.ts';
 import { EngineAvailability } from './runner/engine-availability.ts';
 import { UsersService } from './domain/users/users.service.ts';
@@ -35,13 +37,22 @@ export interface Dockyard {
   close(): Promise<void>;
 }
 
-export async function startDockyard(config: Config): Promise<Dockyard> {
+/**
+ * The adapters below the domain: the Docker engine (images) and the job runner (containers). Tests may
+ * pass fakes (test/support/fake-engine.ts) to check pipeline semantics in milliseconds without Docker.
+ */
+export interface Adapters {
+  engine?: ContainerEngine;
+  jobRunner?: JobRunner;
+}
+
+export async function startDockyard(config: Config, adapters: Adapters = {}): Promise<Dockyard> {
   const events: Events = config.redisUrl ? await redisEvents(config.redisUrl) : inProcessEvents();
   const orm = await openDatabase(config).catch(async (error: unknown) => {
     await events.close();
     throw error;
   });
-  const engine = new DockerEngine(config.dockerHost);
+  const engine = adapters.engine ?? new DockerEngine(config.dockerHost);
   // Jobs and builds about to start wait for an engine that does not answer (restarting), up to a bound.
   const engineAvailability = new EngineAvailability((signal) => engine.ping(signal), { waitMs: config.engineWaitSeconds * 1000 });
 
@@ -62,7 +73,7 @@ export async function startDockyard(config: Config): Promise<Dockyard> {
   const services: Services = { users, auth, images, builds, pipelines, jobs, bus: events.bus };
 
   const buildRunner = new BuildRunner({ orm, bus: events.bus, engine, logs, builds, secrets, settings: config.builds, dataDir: config.dataDir, limits, engineAvailability });
-  const jobExecutor = new JobExecutor({ orm, bus: events.bus, runner: new DockerJobRunner(config.dockerHost), logs, jobs, pipelines, settings: config.jobs, instanceId: config.instanceId, engineAvailability });
+  const jobExecutor = new JobExecutor({ orm, bus: events.bus, runner: adapters.jobRunner ?? new DockerJobRunner(config.dockerHost), logs, jobs, pipelines, settings: config.jobs, instanceId: config.instanceId, engineAvailability });
 
   // A concurrency of 0 makes an instance that runs no builds (or jobs): they run on the others.
   const workers = [

@@ -2,7 +2,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, expect, onTestFinished } from 'vitest';
 import { parseConfig, type Config } from '../../src/config.ts';
-import { startDockyard, type Dockyard } from '../../src/main.ts';
+import { startDockyard, type Adapters, type Dockyard } from '../../src/main.ts';
 import { TEST_DATABASE_URL, TEST_REDIS_URL } from './env.ts';
 
 export interface TestServer extends Dockyard {
@@ -11,8 +11,8 @@ export interface TestServer extends Dockyard {
   wsUrl: string;
 }
 
-/** Starts an instance on a free port and stops it after the file's tests. `env` overrides settings. */
-export async function startTestServer(env: Record<string, string | undefined> = {}): Promise<TestServer> {
+/** Starts an instance on a free port and stops it after the file's tests. `env` overrides settings; `adapters` replace the Docker ones. */
+export async function startTestServer(env: Record<string, string | undefined> = {}, adapters: Adapters = {}): Promise<TestServer> {
   const config = parseConfig({
     NODE_ENV: 'test',
     PORT: '0',
@@ -28,7 +28,7 @@ export async function startTestServer(env: Record<string, string | undefined> = 
     LOGIN_RATE_LIMIT: '100000',
     ...env,
   });
-  const dockyard = await startDockyard(config);
+  const dockyard = await startDockyard(config, adapters);
   // Stopped when the test that started it ends, or after the file's tests when started at the top.
   if (expect.getState().currentTestName) onTestFinished(() => dockyard.close());
   else afterAll(() => dockyard.close());
