@@ -9,6 +9,7 @@ import { issueToken, parseToken, secretMatches } from './secrets.ts';
 import { Session } from './session.entity.ts';
 import { ApiToken } from './api-token.entity.ts';
 import { ViewerCache, VIEWER_CACHE_TTL_MS } from './viewer-cache.ts';
+import type { Credential, Viewer } from './viewer.ts';
 import { LoginLimiter } from './login-limiter.ts';
 
 /** API tokens carry a prefix so that they are told apart from session tokens (and found by secret scanners). */
@@ -18,13 +19,7 @@ const API_TOKEN_MAX_DAYS = 3650;
 const LAST_USED_RESOLUTION_MS = 60_000;
 
 /** What a request presented: a session cookie or a bearer API token. */
-export type Credential = { kind: 'session'; token: string } | { kind: 'apiToken'; token: string };
-
-/** The user a request acts for, and the credential that proved it. */
-export interface Viewer {
-  user: User;
-  credential: { kind: 'session' | 'apiToken'; id: string; expiresAt: Date | null };
-}
+export type { Credential, Viewer } from './viewer.ts';
 
 export class AuthService {
   readonly #orm: Orm;

@@ -16,7 +16,7 @@
 // holds unless the Redis connection lags behind the database by more than a request.
 import type { EventBus } from '../events/pubsub.ts';
 import type { AccountEvent } from '../events/topics.ts';
-import type { Credential, Viewer } from './auth.service.ts';
+import type { Credential, Viewer } from './viewer.ts';
 import { hashSecret } from './secrets.ts';
 
 export const VIEWER_CACHE_TTL_MS = 5_000;

@@ -1,12 +1,12 @@
 // Assembles the schema from every domain's types. Importing a module registers its types with the builder.
 import { lexicographicSortSchema, type GraphQLSchema } from 'graphql';
 import { builder } from './builder.ts';
-import '../domain/users/users.schema.ts';
-import '../auth/auth.schema.ts';
-import '../domain/logs/logs.schema.ts';
-import '../domain/images/images.schema.ts';
-import '../domain/builds/builds.schema.ts';
-import '../domain/jobs/jobs.schema.ts';
+import './schema/users.ts';
+import './schema/auth.ts';
+import './schema/logs.ts';
+import './schema/images.ts';
+import './schema/builds.ts';
+import './schema/jobs.ts';
 
 let schema: GraphQLSchema | undefined;
 

@@ -2,7 +2,7 @@
 // engine's image ids. Only the operator's names are ever looked up on the engine; a user's FROM is
 // compared with them after both are normalised (busybox = docker.io/library/busybox:latest).
 import type { ContainerEngine, EngineImage } from '../../runner/engine.ts';
-import { BUILD_LABEL } from './build-runner.ts';
+import { BUILD_LABEL } from './build-labels.ts';
 import { canonical, parseReference, type ImageReference } from './dockerfile/reference.ts';
 
 /** A resolved id is used for at most this long before the operator's name is looked up again. */

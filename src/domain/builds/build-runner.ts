@@ -22,6 +22,7 @@ import type { BuildsService } from './builds.service.ts';
 import { downloadTarball, extractTarball, fetchGit, fetchMercurial, packContext, redactUrl, resolveContext, type ContextLimits } from './context/index.ts';
 import { randomBytes } from 'node:crypto';
 import { PushNames } from './push-names.ts';
+import { BUILD_LABEL, serviceLabels } from './build-labels.ts';
 import { whileDatabaseUnavailable } from '../../db/availability.ts';
 import { DOCKER_HUB, parseReference } from './dockerfile/reference.ts';
 
@@ -304,19 +305,6 @@ function outcomeOf(error: unknown): Outcome {
   }
   console.error('builds: a build failed unexpectedly', error);
   return { state: 'ERRORED', error: `The service or the engine failed: ${(error as Error)?.message ?? String(error)}` };
-}
-
-/** The one label Dockyard puts on the images it builds. */
-export const BUILD_LABEL = 'io.dockyard.build';
-
-/**
- * What the service says about an image it built: one label, `io.dockyard.build`, whose value is JSON
- * (`{"build":12,"image":3,"owner":7}`). One, because the classic builder turns every label of a build
- * into a LABEL step of its own, each a container and a commit (~100 ms). Nothing in Dockyard reads it
- * back (images are found by repository, containers by their own labels): it is for operators.
- */
-export function serviceLabels(build: Pick<Build, 'id' | 'image' | 'owner'>): Record<string, string> {
-  return { [BUILD_LABEL]: JSON.stringify({ build: build.id, image: build.image.id, owner: build.owner.id }) };
 }
 
 function timestampTag(now: Date): string {

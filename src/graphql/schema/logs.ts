@@ -1,7 +1,7 @@
 // GraphQL for log lines, shared by builds and jobs.
-import { builder } from '../../graphql/builder.ts';
-import { serializeOnce } from '../../graphql/serialize-once.ts';
-import type { LogLine } from './log-line.entity.ts';
+import { builder } from '../builder.ts';
+import { serializeOnce } from '../serialize-once.ts';
+import type { LogLine } from '../../domain/logs/log-line.entity.ts';
 
 export const LogStreamEnum = builder.enumType('LogStream', {
   values: ['stdout', 'stderr', 'system'] as const,

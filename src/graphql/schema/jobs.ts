@@ -1,13 +1,13 @@
 // GraphQL for pipelines and their jobs: editing, submitting, cancelling, results, and following runs live.
 import { resolveOffsetConnection } from '@pothos/plugin-relay';
-import { builder } from '../../graphql/builder.ts';
-import { parseId } from '../../graphql/ids.ts';
-import { incomingFile } from '../../graphql/uploads.ts';
-import { KeyValueInput, KeyValueRef, keyValues } from '../../graphql/key-value.ts';
-import { ImageRef } from '../images/images.schema.ts';
-import { eachLine, LogChunkRef, LogLineRef } from '../logs/logs.schema.ts';
-import { PIPELINE_STATES, type Pipeline } from '../pipelines/pipeline.entity.ts';
-import { JOB_STATES, type Attachment, type Job, type JobResult } from './job.entity.ts';
+import { builder } from '../builder.ts';
+import { parseId } from '../ids.ts';
+import { incomingFile } from '../uploads.ts';
+import { KeyValueInput, KeyValueRef, keyValues } from '../key-value.ts';
+import { ImageRef } from './images.ts';
+import { eachLine, LogChunkRef, LogLineRef } from './logs.ts';
+import { PIPELINE_STATES, type Pipeline } from '../../domain/pipelines/pipeline.entity.ts';
+import { JOB_STATES, type Attachment, type Job, type JobResult } from '../../domain/jobs/job.entity.ts';
 
 const PipelineStateEnum = builder.enumType('PipelineState', {
   values: PIPELINE_STATES,

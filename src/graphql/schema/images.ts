@@ -1,8 +1,8 @@
 // GraphQL for images and stored registry logins.
-import { builder } from '../../graphql/builder.ts';
-import type { Image } from './image.entity.ts';
-import type { RegistryCredential } from './registry-credential.entity.ts';
-import { parseId } from '../../graphql/ids.ts';
+import { builder } from '../builder.ts';
+import type { Image } from '../../domain/images/image.entity.ts';
+import type { RegistryCredential } from '../../domain/images/registry-credential.entity.ts';
+import { parseId } from '../ids.ts';
 
 export const ImageRef = builder.objectRef<Image>('Image');
 

@@ -1,13 +1,13 @@
 // GraphQL for builds: starting one from any source, reading it and its log, following both live, cancelling.
-import { builder } from '../../graphql/builder.ts';
-import { parseId } from '../../graphql/ids.ts';
-import { KeyValueInput, KeyValueRef, keyValues } from '../../graphql/key-value.ts';
-import { DomainError } from '../errors.ts';
-import { ImageRef } from '../images/images.schema.ts';
-import { eachLine, LogChunkRef, LogLineRef } from '../logs/logs.schema.ts';
-import { BUILD_PHASES, BUILD_STATES, type Build, type BuildSource } from './build.entity.ts';
-import type { BuildSourceInput, StartBuildInput } from './builds.service.ts';
-import { incomingFile } from '../../graphql/uploads.ts';
+import { builder } from '../builder.ts';
+import { parseId } from '../ids.ts';
+import { KeyValueInput, KeyValueRef, keyValues } from '../key-value.ts';
+import { DomainError } from '../../domain/errors.ts';
+import { ImageRef } from './images.ts';
+import { eachLine, LogChunkRef, LogLineRef } from './logs.ts';
+import { BUILD_PHASES, BUILD_STATES, type Build, type BuildSource } from '../../domain/builds/build.entity.ts';
+import type { BuildSourceInput, StartBuildInput } from '../../domain/builds/builds.service.ts';
+import { incomingFile } from '../uploads.ts';
 
 const BuildStateEnum = builder.enumType('BuildState', { values: BUILD_STATES });
 const BuildPhaseEnum = builder.enumType('BuildPhase', { values: BUILD_PHASES });

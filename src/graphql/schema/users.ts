@@ -1,6 +1,6 @@
 // GraphQL for accounts: the User type, registering, confirming, and `me`.
-import { builder } from '../../graphql/builder.ts';
-import type { User } from './user.entity.ts';
+import { builder } from '../builder.ts';
+import type { User } from '../../domain/users/user.entity.ts';
 
 export const UserRef = builder.objectRef<User>('User').implement({
   description: 'An account. Everything else in Dockyard is owned by one.',

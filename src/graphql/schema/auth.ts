@@ -1,11 +1,11 @@
 // GraphQL for credentials: login/logout (session cookie), API tokens, and the account's security events.
-import { builder } from '../graphql/builder.ts';
-import { UserRef } from '../domain/users/users.schema.ts';
-import type { User } from '../domain/users/user.entity.ts';
-import type { AccountEvent } from '../events/topics.ts';
-import { clearedSessionCookie, sessionCookie } from './cookies.ts';
-import type { ApiToken } from './api-token.entity.ts';
-import { DomainError } from '../domain/errors.ts';
+import { builder } from '../builder.ts';
+import { UserRef } from './users.ts';
+import type { User } from '../../domain/users/user.entity.ts';
+import type { AccountEvent } from '../../events/topics.ts';
+import { clearedSessionCookie, sessionCookie } from '../../auth/cookies.ts';
+import type { ApiToken } from '../../auth/api-token.entity.ts';
+import { DomainError } from '../../domain/errors.ts';
 
 const ApiTokenRef = builder.objectRef<ApiToken>('ApiToken').implement({
   description: 'A named credential for scripts and old clients: `Authorization: Bearer <token>`. The secret is shown once, at creation.',
