@@ -106,7 +106,7 @@ export async function runRaw(image: string, command: string[], onLine: (line: st
   try {
     const { ended } = await attachLines(container, onLine);
     await container.start();
-    const [exit] = (await Promise.all([container.wait(), ended])) as [{ StatusCode: number }, void];
+    const [exit] = (await Promise.all([container.wait(), ended])) as [{ StatusCode: number }, unknown];
     return { exitCode: exit.StatusCode };
   } finally {
     await container.remove({ force: true, v: true });

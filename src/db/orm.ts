@@ -45,7 +45,7 @@ export async function openDatabase({ databaseUrl, dataDir }: DatabaseOptions): P
     await orm.migrator.up();
   } catch (error) {
     await orm.close().catch(() => {});
-    throw new Error(`cannot open the database at ${where}: ${(error as Error).message}`);
+    throw new Error(`cannot open the database at ${where}: ${(error as Error).message}`, { cause: error });
   }
   return orm;
 }

@@ -38,7 +38,7 @@ export async function redisEvents(url: string, connectTimeoutMs = 3000): Promise
   } catch (error) {
     publishClient.disconnect();
     subscribeClient.disconnect();
-    throw new Error(`cannot reach Redis at ${redact(url)}: ${(lastError ?? (error as Error)).message}`);
+    throw new Error(`cannot reach Redis at ${redact(url)}: ${(lastError ?? (error as Error)).message}`, { cause: error });
   }
   for (const client of [publishClient, subscribeClient]) client.off('error', keepError);
   const transport = new RedisTransport(publishClient, subscribeClient, redact(url));

@@ -1,16 +1,19 @@
 // The Pothos schema builder shared by every domain's types. Fields are non-null unless they say
-// otherwise; `authScopes: { user: true }` marks what needs a logged-in user.
+// otherwise; `t.withAuth({ user: true })` marks what needs a logged-in user, and types its context so.
 import SchemaBuilder from '@pothos/core';
 import ScopeAuthPlugin from '@pothos/plugin-scope-auth';
 import RelayPlugin from '@pothos/plugin-relay';
 import { GraphQLError, Kind } from 'graphql';
 import type { RequestContext } from '../http/context.ts';
+import type { Viewer } from '../auth/viewer.ts';
 import type { FileUpload } from 'graphql-upload-minimal';
 import { DomainError } from '../domain/errors.ts';
 
 export const builder = new SchemaBuilder<{
   Context: RequestContext;
   AuthScopes: { user: boolean };
+  // `t.withAuth({ user: true })` fields see the viewer as present: no `viewer!` in resolvers.
+  AuthContexts: { user: RequestContext & { viewer: Viewer } };
   DefaultFieldNullability: false;
   Scalars: {
     DateTime: { Input: Date; Output: Date | string };

@@ -49,11 +49,10 @@ const AccountEventRef = builder.objectRef<AccountEvent>('AccountEvent').implemen
 });
 
 builder.queryField('apiTokens', (t) =>
-  t.field({
+  t.withAuth({ user: true }).field({
     type: [ApiTokenRef],
-    authScopes: { user: true },
     args: { includeRevoked: t.arg.boolean({ defaultValue: false }) },
-    resolve: (_root, args, { viewer, services }) => services.auth.listApiTokens(viewer!.user.id, args.includeRevoked ?? false),
+    resolve: (_root, args, { viewer, services }) => services.auth.listApiTokens(viewer.user.id, args.includeRevoked ?? false),
   }),
 );
 
@@ -73,39 +72,35 @@ builder.mutationFields((t) => ({
       return { user, expiresAt };
     },
   }),
-  logout: t.boolean({
+  logout: t.withAuth({ user: true }).boolean({
     description: 'Ends the current session and clears its cookie.',
-    authScopes: { user: true },
     resolve: async (_root, _args, context) => {
-      await context.services.auth.logout(context.viewer!);
+      await context.services.auth.logout(context.viewer);
       context.responseCookies?.push(clearedSessionCookie(context.secureCookies));
       return true;
     },
   }),
-  createApiToken: t.field({
+  createApiToken: t.withAuth({ user: true }).field({
     type: CreateApiTokenPayload,
-    authScopes: { user: true },
     args: {
       name: t.arg.string({ required: true }),
       expiresInDays: t.arg.int({ description: 'Leave out for a token that does not expire.' }),
     },
     resolve: (_root, args, { viewer, services }) =>
-      services.auth.createApiToken(viewer!.user.id, args.name, args.expiresInDays ?? null),
+      services.auth.createApiToken(viewer.user.id, args.name, args.expiresInDays ?? null),
   }),
-  revokeApiToken: t.field({
+  revokeApiToken: t.withAuth({ user: true }).field({
     type: ApiTokenRef,
-    authScopes: { user: true },
     args: { id: t.arg.id({ required: true }) },
-    resolve: (_root, args, { viewer, services }) => services.auth.revokeApiToken(viewer!.user.id, String(args.id)),
+    resolve: (_root, args, { viewer, services }) => services.auth.revokeApiToken(viewer.user.id, String(args.id)),
   }),
 }));
 
 builder.subscriptionField('accountEvents', (t) =>
-  t.field({
+  t.withAuth({ user: true }).field({
     type: AccountEventRef,
     description: 'Sessions and API tokens of the logged-in account as they start, end, appear and are revoked, from any instance.',
-    authScopes: { user: true },
-    subscribe: (_root, _args, { viewer, services }) => services.bus.subscribe('account', String(viewer!.user.id)),
+    subscribe: (_root, _args, { viewer, services }) => services.bus.subscribe('account', String(viewer.user.id)),
     resolve: (event) => event,
   }),
 );

@@ -72,21 +72,21 @@ export const BuildRef = builder.objectRef<Build>('Build').implement({
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
     startedAt: t.expose('startedAt', { type: 'DateTime', nullable: true }),
     finishedAt: t.expose('finishedAt', { type: 'DateTime', nullable: true }),
-    logLines: t.field({
+    logLines: t.withAuth({ user: true }).field({
       type: [LogLineRef],
       description: 'Stored output after `afterSeq`, at most `first` lines.',
       args: { afterSeq: t.arg.int({ defaultValue: 0 }), first: t.arg.int({ defaultValue: 1000 }) },
-      resolve: (b, args, { viewer, services }) => services.builds.readLogs(viewer!.user, b.id, args.afterSeq ?? 0, args.first ?? 1000),
+      resolve: (b, args, { viewer, services }) => services.builds.readLogs(viewer.user, b.id, args.afterSeq ?? 0, args.first ?? 1000),
     }),
   }),
 });
 
 builder.objectField(ImageRef, 'builds', (t) =>
-  t.field({
+  t.withAuth({ user: true }).field({
     type: [BuildRef],
     description: 'Newest first.',
     args: { first: t.arg.int({ defaultValue: 20 }) },
-    resolve: (image, args, { viewer, services }) => services.builds.listForImage(viewer!.user, image.id, Math.min(Math.max(args.first ?? 20, 1), 100)),
+    resolve: (image, args, { viewer, services }) => services.builds.listForImage(viewer.user, image.id, Math.min(Math.max(args.first ?? 20, 1), 100)),
   }),
 );
 
@@ -148,57 +148,51 @@ function sourceOf(input: BuildImageArgs): BuildSourceInput {
 
 
 builder.queryFields((t) => ({
-  build: t.field({
+  build: t.withAuth({ user: true }).field({
     type: BuildRef,
-    authScopes: { user: true },
     args: { id: t.arg.id({ required: true }) },
-    resolve: (_root, args, { viewer, services }) => services.builds.get(viewer!.user, parseId(args.id)),
+    resolve: (_root, args, { viewer, services }) => services.builds.get(viewer.user, parseId(args.id)),
   }),
 }));
 
 builder.mutationFields((t) => ({
-  buildImage: t.field({
+  buildImage: t.withAuth({ user: true }).field({
     type: BuildRef,
     description: 'Queues a build of one of your images (made on its first build). Bad input fails here, before anything runs.',
-    authScopes: { user: true },
     args: { input: t.arg({ type: BuildImageInput, required: true }) },
     resolve: async (_root, { input }, { viewer, services }) => {
       const request: StartBuildInput = { ...input, source: sourceOf(input) };
-      return services.builds.start(viewer!.user, request);
+      return services.builds.start(viewer.user, request);
     },
   }),
-  cancelBuild: t.field({
+  cancelBuild: t.withAuth({ user: true }).field({
     type: BuildRef,
     description: 'Cancels a queued build at once, or stops a running one (it ends CANCELED). A finished build is returned as it is.',
-    authScopes: { user: true },
     args: { id: t.arg.id({ required: true }) },
-    resolve: (_root, args, { viewer, services }) => services.builds.cancel(viewer!.user, parseId(args.id)),
+    resolve: (_root, args, { viewer, services }) => services.builds.cancel(viewer.user, parseId(args.id)),
   }),
 }));
 
 builder.subscriptionFields((t) => ({
-  buildLogLines: t.field({
+  buildLogLines: t.withAuth({ user: true }).field({
     type: LogLineRef,
     description: 'The build output after `afterSeq` (stored lines first, then live), each line once, in order; completes when the build has finished.',
-    authScopes: { user: true },
     args: { buildId: t.arg.id({ required: true }), afterSeq: t.arg.int({ defaultValue: 0 }) },
-    subscribe: async (_root, args, { viewer, services }) => eachLine(await services.builds.followLogs(viewer!.user, parseId(args.buildId), args.afterSeq ?? 0)),
+    subscribe: async (_root, args, { viewer, services }) => eachLine(await services.builds.followLogs(viewer.user, parseId(args.buildId), args.afterSeq ?? 0)),
     resolve: (line) => line,
   }),
-  buildLogChunks: t.field({
+  buildLogChunks: t.withAuth({ user: true }).field({
     type: LogChunkRef,
     description: "Like buildLogLines, in chunks of consecutive lines: what a log viewer wants for a fast log (one message per chunk, not per line).",
-    authScopes: { user: true },
     args: { buildId: t.arg.id({ required: true }), afterSeq: t.arg.int({ defaultValue: 0 }) },
-    subscribe: (_root, args, { viewer, services }) => services.builds.followLogs(viewer!.user, parseId(args.buildId), args.afterSeq ?? 0),
+    subscribe: (_root, args, { viewer, services }) => services.builds.followLogs(viewer.user, parseId(args.buildId), args.afterSeq ?? 0),
     resolve: (chunk) => chunk,
   }),
-  buildUpdated: t.field({
+  buildUpdated: t.withAuth({ user: true }).field({
     type: BuildRef,
     description: 'The build now, then after every change of state, phase or progress; completes with its final state.',
-    authScopes: { user: true },
     args: { buildId: t.arg.id({ required: true }) },
-    subscribe: (_root, args, { viewer, services }) => services.builds.followUpdates(viewer!.user, parseId(args.buildId)),
+    subscribe: (_root, args, { viewer, services }) => services.builds.followUpdates(viewer.user, parseId(args.buildId)),
     resolve: (build) => build,
   }),
 }));

@@ -33,46 +33,40 @@ const RegistryCredentialRef = builder.objectRef<RegistryCredential>('RegistryCre
 });
 
 builder.queryFields((t) => ({
-  images: t.field({
+  images: t.withAuth({ user: true }).field({
     type: [ImageRef],
-    authScopes: { user: true },
-    resolve: (_root, _args, { viewer, services }) => services.images.list(viewer!.user),
+    resolve: (_root, _args, { viewer, services }) => services.images.list(viewer.user),
   }),
-  image: t.field({
+  image: t.withAuth({ user: true }).field({
     type: ImageRef,
-    authScopes: { user: true },
     args: { id: t.arg.id({ required: true }) },
-    resolve: (_root, args, { viewer, services }) => services.images.get(viewer!.user, parseId(args.id)),
+    resolve: (_root, args, { viewer, services }) => services.images.get(viewer.user, parseId(args.id)),
   }),
-  registryCredentials: t.field({
+  registryCredentials: t.withAuth({ user: true }).field({
     type: [RegistryCredentialRef],
-    authScopes: { user: true },
-    resolve: (_root, _args, { viewer, services }) => services.images.listRegistryCredentials(viewer!.user),
+    resolve: (_root, _args, { viewer, services }) => services.images.listRegistryCredentials(viewer.user),
   }),
 }));
 
 builder.mutationFields((t) => ({
-  deleteImage: t.field({
+  deleteImage: t.withAuth({ user: true }).field({
     type: ImageRef,
     description: 'Deletes the image, its builds and logs, and the engine images built for it.',
-    authScopes: { user: true },
     args: { id: t.arg.id({ required: true }) },
-    resolve: (_root, args, { viewer, services }) => services.images.delete(viewer!.user, parseId(args.id)),
+    resolve: (_root, args, { viewer, services }) => services.images.delete(viewer.user, parseId(args.id)),
   }),
-  saveRegistryCredential: t.field({
+  saveRegistryCredential: t.withAuth({ user: true }).field({
     type: RegistryCredentialRef,
     description: 'Stores your login for a registry (replacing an earlier one); builds that push there without credentials use it.',
-    authScopes: { user: true },
     args: {
       registry: t.arg.string({ required: true }),
       username: t.arg.string({ required: true }),
       password: t.arg.string({ required: true }),
     },
-    resolve: (_root, args, { viewer, services }) => services.images.saveRegistryCredential(viewer!.user, args.registry, args.username, args.password),
+    resolve: (_root, args, { viewer, services }) => services.images.saveRegistryCredential(viewer.user, args.registry, args.username, args.password),
   }),
-  deleteRegistryCredential: t.boolean({
-    authScopes: { user: true },
+  deleteRegistryCredential: t.withAuth({ user: true }).boolean({
     args: { registry: t.arg.string({ required: true }) },
-    resolve: (_root, args, { viewer, services }) => services.images.deleteRegistryCredential(viewer!.user, args.registry),
+    resolve: (_root, args, { viewer, services }) => services.images.deleteRegistryCredential(viewer.user, args.registry),
   }),
 }));

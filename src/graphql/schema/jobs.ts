@@ -39,9 +39,9 @@ export const JobRef = builder.objectRef<Job>('Job').implement({
   description: 'One command run in one of your images. Attachments are read-only under /inbox; what it writes under /outbox is kept.',
   fields: (t) => ({
     id: t.exposeID('id'),
-    pipeline: t.field({ type: PipelineRef, resolve: (job, _args, { viewer, services }) => services.pipelines.get(viewer!.user, job.pipeline.id) }),
+    pipeline: t.withAuth({ user: true }).field({ type: PipelineRef, resolve: (job, _args, { viewer, services }) => services.pipelines.get(viewer.user, job.pipeline.id) }),
     position: t.exposeInt('position'),
-    image: t.field({ type: ImageRef, resolve: (job, _args, { viewer, services }) => services.images.get(viewer!.user, job.image.id) }),
+    image: t.withAuth({ user: true }).field({ type: ImageRef, resolve: (job, _args, { viewer, services }) => services.images.get(viewer.user, job.image.id) }),
     command: t.exposeStringList('command'),
     env: t.field({ type: [KeyValueRef], resolve: (job) => keyValues(job.env) }),
     attachments: t.field({ type: [FileInfoRef], resolve: (job) => job.attachments }),
@@ -59,10 +59,10 @@ export const JobRef = builder.objectRef<Job>('Job').implement({
       resolve: (job) => (job.results.length > 0 ? `/jobs/${job.id}/results.zip` : null),
     }),
     logTruncated: t.exposeBoolean('logTruncated'),
-    logLines: t.field({
+    logLines: t.withAuth({ user: true }).field({
       type: [LogLineRef],
       args: { afterSeq: t.arg.int({ defaultValue: 0 }), first: t.arg.int({ defaultValue: 1000 }) },
-      resolve: (job, args, { viewer, services }) => services.jobs.readLogs(viewer!.user, job.id, args.afterSeq ?? 0, args.first ?? 1000),
+      resolve: (job, args, { viewer, services }) => services.jobs.readLogs(viewer.user, job.id, args.afterSeq ?? 0, args.first ?? 1000),
     }),
     cancelRequested: t.boolean({ resolve: (job) => job.cancelRequestedAt != null }),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
@@ -79,7 +79,7 @@ PipelineRef.implement({
     name: t.exposeString('name'),
     continueOnFailure: t.exposeBoolean('continueOnFailure'),
     state: t.expose('state', { type: PipelineStateEnum }),
-    jobs: t.field({ type: [JobRef], resolve: (p, _args, { viewer, services }) => services.pipelines.jobs(viewer!.user, p.id) }),
+    jobs: t.withAuth({ user: true }).field({ type: [JobRef], resolve: (p, _args, { viewer, services }) => services.pipelines.jobs(viewer.user, p.id) }),
     createdAt: t.expose('createdAt', { type: 'DateTime' }),
     submittedAt: t.expose('submittedAt', { type: 'DateTime', nullable: true }),
     finishedAt: t.expose('finishedAt', { type: 'DateTime', nullable: true }),
@@ -102,78 +102,68 @@ const AddJobInput = builder.inputType('AddJobInput', {
 });
 
 builder.queryFields((t) => ({
-  pipelines: t.connection({
+  pipelines: t.withAuth({ user: true }).connection({
     type: PipelineRef,
     description: 'Your pipelines, newest first.',
-    authScopes: { user: true },
     args: { state: t.arg({ type: PipelineStateEnum }) },
     resolve: (_root, args, { viewer, services }) =>
-      resolveOffsetConnection({ args }, ({ limit, offset }) => services.pipelines.list(viewer!.user, args.state ?? null, limit, offset)),
+      resolveOffsetConnection({ args }, ({ limit, offset }) => services.pipelines.list(viewer.user, args.state ?? null, limit, offset)),
   }),
-  pipeline: t.field({
+  pipeline: t.withAuth({ user: true }).field({
     type: PipelineRef,
-    authScopes: { user: true },
     args: { id: t.arg.id({ required: true }) },
-    resolve: (_root, args, { viewer, services }) => services.pipelines.get(viewer!.user, parseId(args.id)),
+    resolve: (_root, args, { viewer, services }) => services.pipelines.get(viewer.user, parseId(args.id)),
   }),
-  job: t.field({
+  job: t.withAuth({ user: true }).field({
     type: JobRef,
-    authScopes: { user: true },
     args: { id: t.arg.id({ required: true }) },
-    resolve: (_root, args, { viewer, services }) => services.jobs.get(viewer!.user, parseId(args.id)),
+    resolve: (_root, args, { viewer, services }) => services.jobs.get(viewer.user, parseId(args.id)),
   }),
 }));
 
 builder.mutationFields((t) => ({
-  createPipeline: t.field({
+  createPipeline: t.withAuth({ user: true }).field({
     type: PipelineRef,
-    authScopes: { user: true },
     args: { name: t.arg.string({ required: true }), continueOnFailure: t.arg.boolean({ defaultValue: false }) },
-    resolve: (_root, args, { viewer, services }) => services.pipelines.create(viewer!.user, args.name, args.continueOnFailure ?? false),
+    resolve: (_root, args, { viewer, services }) => services.pipelines.create(viewer.user, args.name, args.continueOnFailure ?? false),
   }),
-  updatePipeline: t.field({
+  updatePipeline: t.withAuth({ user: true }).field({
     type: PipelineRef,
     description: 'Renames it, or changes continueOnFailure (not while it runs).',
-    authScopes: { user: true },
     args: { id: t.arg.id({ required: true }), name: t.arg.string(), continueOnFailure: t.arg.boolean() },
-    resolve: (_root, args, { viewer, services }) => services.pipelines.update(viewer!.user, parseId(args.id), args),
+    resolve: (_root, args, { viewer, services }) => services.pipelines.update(viewer.user, parseId(args.id), args),
   }),
-  deletePipeline: t.field({
+  deletePipeline: t.withAuth({ user: true }).field({
     type: PipelineRef,
     description: 'Deletes it with its jobs, logs and results (not while it runs).',
-    authScopes: { user: true },
     args: { id: t.arg.id({ required: true }) },
-    resolve: (_root, args, { viewer, services }) => services.pipelines.delete(viewer!.user, parseId(args.id)),
+    resolve: (_root, args, { viewer, services }) => services.pipelines.delete(viewer.user, parseId(args.id)),
   }),
-  submitPipeline: t.field({
+  submitPipeline: t.withAuth({ user: true }).field({
     type: [JobRef],
     description: 'Runs the jobs in position order, from a clean slate (earlier results and logs are dropped).',
-    authScopes: { user: true },
     args: { id: t.arg.id({ required: true }) },
-    resolve: (_root, args, { viewer, services }) => services.pipelines.submit(viewer!.user, parseId(args.id)),
+    resolve: (_root, args, { viewer, services }) => services.pipelines.submit(viewer.user, parseId(args.id)),
   }),
-  cancelPipeline: t.field({
+  cancelPipeline: t.withAuth({ user: true }).field({
     type: PipelineRef,
-    authScopes: { user: true },
     args: { id: t.arg.id({ required: true }) },
-    resolve: (_root, args, { viewer, services }) => services.pipelines.cancel(viewer!.user, parseId(args.id)),
+    resolve: (_root, args, { viewer, services }) => services.pipelines.cancel(viewer.user, parseId(args.id)),
   }),
-  addJob: t.field({
+  addJob: t.withAuth({ user: true }).field({
     type: JobRef,
     description: 'Adds a job at the end of a pipeline that is not running.',
-    authScopes: { user: true },
     args: { input: t.arg({ type: AddJobInput, required: true }) },
     resolve: (_root, { input }, { viewer, services }) =>
-      services.jobs.add(viewer!.user, parseId(input.pipelineId), {
+      services.jobs.add(viewer.user, parseId(input.pipelineId), {
         ...input,
         imageId: parseId(input.imageId),
         attachments: (input.attachments ?? []).map(incomingFile),
       }),
   }),
-  updateJob: t.field({
+  updateJob: t.withAuth({ user: true }).field({
     type: JobRef,
     description: 'Changes a job in place (not while its pipeline runs): only what is given; new attachments replace any of the same name.',
-    authScopes: { user: true },
     args: {
       id: t.arg.id({ required: true }),
       imageId: t.arg.id(),
@@ -186,65 +176,58 @@ builder.mutationFields((t) => ({
       memoryMb: t.arg.int(),
     },
     resolve: (_root, { id, imageId, attachments, ...changes }, { viewer, services }) =>
-      services.jobs.update(viewer!.user, parseId(id), {
+      services.jobs.update(viewer.user, parseId(id), {
         ...changes,
         imageId: imageId == null ? null : parseId(imageId),
         attachments: (attachments ?? []).map(incomingFile),
       }),
   }),
-  removeJob: t.field({
+  removeJob: t.withAuth({ user: true }).field({
     type: JobRef,
-    authScopes: { user: true },
     args: { id: t.arg.id({ required: true }) },
-    resolve: (_root, args, { viewer, services }) => services.jobs.remove(viewer!.user, parseId(args.id)),
+    resolve: (_root, args, { viewer, services }) => services.jobs.remove(viewer.user, parseId(args.id)),
   }),
-  moveJob: t.field({
+  moveJob: t.withAuth({ user: true }).field({
     type: [JobRef],
     description: "Moves a job to `position` (0 is first); returns the pipeline's jobs in their new order.",
-    authScopes: { user: true },
     args: { id: t.arg.id({ required: true }), position: t.arg.int({ required: true }) },
-    resolve: (_root, args, { viewer, services }) => services.jobs.move(viewer!.user, parseId(args.id), args.position),
+    resolve: (_root, args, { viewer, services }) => services.jobs.move(viewer.user, parseId(args.id), args.position),
   }),
-  cancelJob: t.field({
+  cancelJob: t.withAuth({ user: true }).field({
     type: JobRef,
     description: 'A waiting job ends CANCELED at once; a running one gets SIGTERM, then SIGKILL after the grace period.',
-    authScopes: { user: true },
     args: { id: t.arg.id({ required: true }) },
-    resolve: (_root, args, { viewer, services }) => services.jobs.cancel(viewer!.user, parseId(args.id)),
+    resolve: (_root, args, { viewer, services }) => services.jobs.cancel(viewer.user, parseId(args.id)),
   }),
 }));
 
 builder.subscriptionFields((t) => ({
-  jobLogLines: t.field({
+  jobLogLines: t.withAuth({ user: true }).field({
     type: LogLineRef,
     description: "The job's output after `afterSeq` (stored lines first, then live), each line once, in order; completes when the job has ended.",
-    authScopes: { user: true },
     args: { jobId: t.arg.id({ required: true }), afterSeq: t.arg.int({ defaultValue: 0 }) },
-    subscribe: async (_root, args, { viewer, services }) => eachLine(await services.jobs.followLogs(viewer!.user, parseId(args.jobId), args.afterSeq ?? 0)),
+    subscribe: async (_root, args, { viewer, services }) => eachLine(await services.jobs.followLogs(viewer.user, parseId(args.jobId), args.afterSeq ?? 0)),
     resolve: (line) => line,
   }),
-  jobLogChunks: t.field({
+  jobLogChunks: t.withAuth({ user: true }).field({
     type: LogChunkRef,
     description: "Like jobLogLines, in chunks of consecutive lines: what a log viewer wants for a fast log (one message per chunk, not per line).",
-    authScopes: { user: true },
     args: { jobId: t.arg.id({ required: true }), afterSeq: t.arg.int({ defaultValue: 0 }) },
-    subscribe: (_root, args, { viewer, services }) => services.jobs.followLogs(viewer!.user, parseId(args.jobId), args.afterSeq ?? 0),
+    subscribe: (_root, args, { viewer, services }) => services.jobs.followLogs(viewer.user, parseId(args.jobId), args.afterSeq ?? 0),
     resolve: (chunk) => chunk,
   }),
-  jobUpdated: t.field({
+  jobUpdated: t.withAuth({ user: true }).field({
     type: JobRef,
     description: 'The job now, then after every change of state; completes when it has ended.',
-    authScopes: { user: true },
     args: { jobId: t.arg.id({ required: true }) },
-    subscribe: (_root, args, { viewer, services }) => services.jobs.followUpdates(viewer!.user, parseId(args.jobId)),
+    subscribe: (_root, args, { viewer, services }) => services.jobs.followUpdates(viewer.user, parseId(args.jobId)),
     resolve: (job) => job,
   }),
-  pipelineUpdated: t.field({
+  pipelineUpdated: t.withAuth({ user: true }).field({
     type: PipelineRef,
     description: 'The pipeline now, then after every change of it or its jobs; completes when its run has ended.',
-    authScopes: { user: true },
     args: { pipelineId: t.arg.id({ required: true }) },
-    subscribe: (_root, args, { viewer, services }) => services.jobs.followPipeline(viewer!.user, parseId(args.pipelineId)),
+    subscribe: (_root, args, { viewer, services }) => services.jobs.followPipeline(viewer.user, parseId(args.pipelineId)),
     resolve: (pipeline) => pipeline,
   }),
 }));

@@ -25,11 +25,10 @@ const RegisterPayload = builder
   });
 
 builder.queryField('me', (t) =>
-  t.field({
+  t.withAuth({ user: true }).field({
     type: UserRef,
     description: 'The logged-in user.',
-    authScopes: { user: true },
-    resolve: (_root, _args, { viewer }) => viewer!.user,
+    resolve: (_root, _args, { viewer }) => viewer.user,
   }),
 );
 
