@@ -90,7 +90,7 @@ export class BuildRunner {
         const { buildId } = step.value as { buildId: string };
         this.#running.get(Number(buildId))?.abort(new BuildCanceled());
       }
-    })();
+    })().catch((error: unknown) => console.error('builds: cancel listener failed', error));
   }
 
   async stop(): Promise<void> {
