@@ -5,6 +5,7 @@ import path from 'node:path';
 import { LockMode } from '@mikro-orm/core';
 import type { SqlEntityManager } from '@mikro-orm/sql';
 import type { Orm } from '../../db/orm.ts';
+import { query } from '../../db/sql.ts';
 import type { EventBus } from '../../events/pubsub.ts';
 import type { TaskQueue } from '../../scheduler/queue.ts';
 import type { User } from '../users/user.entity.ts';
@@ -124,7 +125,9 @@ export class PipelinesService {
     if (pipeline.state !== 'RUNNING') return pipeline;
     const now = new Date();
     await em.nativeUpdate(Pipeline, { id }, { cancelRequestedAt: now });
-    await em.nativeUpdate(Job, { pipeline: id, state: 'QUEUED' }, { state: 'CANCELED', finishedAt: now });
+    // One statement, as before, that says which jobs it canceled: each one's change is published.
+    const canceled = await query<{ id: number }>(this.#deps.orm, `update jobs set state = 'CANCELED', finished_at = $1 where pipeline_id = $2 and state = 'QUEUED' returning id`, [now, id]);
+    for (const job of canceled) this.#publishJob(job.id, id, 'CANCELED');
     const running = await em.find(Job, { pipeline: id, state: 'RUNNING' });
     for (const job of running) {
       await em.nativeUpdate(Job, { id: job.id }, { cancelRequestedAt: now });
@@ -186,6 +189,13 @@ export class PipelinesService {
       : null;
     if (!pipeline) throw new DomainError('NOT_FOUND', 'No such pipeline.');
     return pipeline;
+  }
+
+  /** A job's change, on its own topic and its pipeline's (as JobsService.publish). */
+  #publishJob(jobId: number, pipelineId: number, state: JobState): void {
+    const event = { jobId: String(jobId), pipelineId: String(pipelineId), state };
+    this.#deps.bus.publish('jobUpdated', String(jobId), event);
+    this.#deps.bus.publish('pipelineUpdated', String(pipelineId), event);
   }
 
   #publish(pipelineId: number, state: PipelineState | JobState): void {
