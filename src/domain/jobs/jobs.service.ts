@@ -18,6 +18,7 @@ import { Pipeline } from '../pipelines/pipeline.entity.ts';
 import { assertNotRunning, type PipelinesService } from '../pipelines/pipelines.service.ts';
 import { checkAttachmentName, checkCommand, checkEnv } from './command.ts';
 import { JobRows } from './job-rows.ts';
+import { requestJobCancel } from './job-cancel.ts';
 import { FINISHED_JOB_STATES, Job, type Attachment, type JobResult, type JobState } from './job.entity.ts';
 
 export interface AddJobInput {
@@ -220,8 +221,8 @@ export class JobsService {
     if (job.state === 'QUEUED' && (await em.nativeUpdate(Job, { id, state: 'QUEUED' }, { state: 'CANCELED', finishedAt: now, cancelRequestedAt: now })) === 1) {
       this.publish(job, 'CANCELED');
       await this.#deps.pipelines.advance(job.pipeline.id);
-    } else if ((await em.nativeUpdate(Job, { id, state: 'RUNNING' }, { cancelRequestedAt: now })) === 1) {
-      this.#deps.bus.publish('jobCancelRequested', { jobId: String(id) });
+    } else {
+      await requestJobCancel(em, this.#deps.bus, id, now);
     }
     return this.get(user, id);
   }

@@ -12,6 +12,7 @@ import type { User } from '../users/user.entity.ts';
 import { DomainError } from '../errors.ts';
 import { LogLine } from '../logs/log-line.entity.ts';
 import { Job, FINISHED_JOB_STATES, type JobState } from '../jobs/job.entity.ts';
+import { requestJobCancel } from '../jobs/job-cancel.ts';
 import { Pipeline, type PipelineState } from './pipeline.entity.ts';
 
 export const JOB_TASK = 'job';
@@ -129,10 +130,7 @@ export class PipelinesService {
     const canceled = await query<{ id: number }>(this.#deps.orm, `update jobs set state = 'CANCELED', finished_at = $1 where pipeline_id = $2 and state = 'QUEUED' returning id`, [now, id]);
     for (const job of canceled) this.#publishJob(job.id, id, 'CANCELED');
     const running = await em.find(Job, { pipeline: id, state: 'RUNNING' });
-    for (const job of running) {
-      await em.nativeUpdate(Job, { id: job.id }, { cancelRequestedAt: now });
-      this.#deps.bus.publish('jobCancelRequested', { jobId: String(job.id) });
-    }
+    for (const job of running) await requestJobCancel(em, this.#deps.bus, job.id, now);
     await this.advance(id);
     return this.get(user, id);
   }
