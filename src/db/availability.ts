@@ -20,7 +20,8 @@ export function isDatabaseUnavailable(error: unknown): boolean {
   return false;
 }
 
-const retryDelay = (attempt: number) => Math.min(5000, 100 * 2 ** Math.min(attempt, 6));
+/** The pause before retry n of a write waiting out a database outage: 200 ms, doubling, at most 5 s. */
+export const outageRetryDelay = (attempt: number): number => Math.min(5000, 100 * 2 ** Math.min(attempt, 6));
 
 /**
  * Runs `write` until it succeeds, waiting out database outages (with backoff) for as long as they last,
@@ -32,7 +33,7 @@ export async function whileDatabaseUnavailable<T>(write: () => Promise<T>, giveU
       return await write();
     } catch (error) {
       if (!isDatabaseUnavailable(error) || giveUp()) throw error;
-      await new Promise((resolve) => setTimeout(resolve, retryDelay(attempt)));
+      await new Promise((resolve) => setTimeout(resolve, outageRetryDelay(attempt)));
     }
   }
 }

@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import type { Orm } from '../../db/orm.ts';
 import { query, run } from '../../db/sql.ts';
+import { outageRetryDelay } from '../../db/availability.ts';
 import type { EventBus } from '../../events/pubsub.ts';
 import type { LogLine, LogSource, LogStream } from './log-line.entity.ts';
 import { type Follower, LogTail, READ_BATCH } from './log-tail.ts';
@@ -161,7 +162,6 @@ export interface LogWriterOptions {
 
 const DEFAULT_MEMORY_BYTES = 4 * 2 ** 20;
 const DEFAULT_SPOOL_BYTES = 256 * 2 ** 20;
-const defaultRetryDelay = (attempt: number) => Math.min(5000, 100 * 2 ** Math.min(attempt, 6));
 
 /**
  * Stores lines in order, numbering them as they are written. A line written while the inserts are idle
@@ -214,7 +214,7 @@ export class LogWriter {
     this.#memoryBytes = options.memoryBytes ?? DEFAULT_MEMORY_BYTES;
     this.#spoolDir = options.spoolDir === undefined ? logs.spoolDir : options.spoolDir;
     this.#spoolBytes = options.spoolBytes ?? DEFAULT_SPOOL_BYTES;
-    this.#retryDelayMs = options.retryDelayMs ?? defaultRetryDelay;
+    this.#retryDelayMs = options.retryDelayMs ?? outageRetryDelay;
   }
 
   write(stream: LogStream, text: string): void {

@@ -47,14 +47,18 @@ export function refuse(line: number | null, message: string): DomainError {
 
 /** The engine's reading, with the service's one extra refusal: an escape directive the engine would ignore. */
 export function parseDockerfile(text: string): ParsedDockerfile {
-  const parsed = readDockerfile(text);
-  refuseIgnoredEscape(splitLines(text), parsed.escapeLine);
+  const lines = splitLines(text);
+  const parsed = readLines(lines);
+  refuseIgnoredEscape(lines, parsed.escapeLine);
   return parsed;
 }
 
 /** Exactly the engine's reading (the differential test compares it with the engine's). */
 export function readDockerfile(text: string): ParsedDockerfile & { escapeLine: number } {
-  const lines = splitLines(text);
+  return readLines(splitLines(text));
+}
+
+function readLines(lines: string[]): ParsedDockerfile & { escapeLine: number } {
   const directives = new Directives();
   const instructions: Instruction[] = [];
   let index = 0;
